@@ -1,0 +1,1 @@
+"""Entry points (Hydra) for collection, training, evaluation and benchmarks."""

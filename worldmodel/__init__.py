@@ -1,0 +1,1 @@
+"""World models that plan: data, encoders, predictors, training and evaluation."""

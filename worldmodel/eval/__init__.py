@@ -1,0 +1,1 @@
+"""Evaluation: representation probes, rollout error, closed-loop control."""

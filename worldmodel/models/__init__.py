@@ -1,0 +1,1 @@
+"""Neural network modules: video ViT encoder, masks, JEPA objectives, action-conditioned predictor."""

@@ -1,0 +1,1 @@
+"""Training loops, checkpoints and logging shared by pretraining and predictor training."""
