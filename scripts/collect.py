@@ -1,0 +1,54 @@
+"""Collect trajectories with a scripted policy into one HDF5 file (Hydra entry point).
+
+    python scripts/collect.py env=tworoom episodes=200 episode_length=100 policy=explore
+
+Re-running the same command resumes an interrupted collection; see worldmodel/data/collect.py.
+"""
+
+from __future__ import annotations
+
+from scripts.common import setup_headless, user_errors_exit
+
+setup_headless()
+
+import hydra  # noqa: E402
+from omegaconf import DictConfig, OmegaConf  # noqa: E402
+
+from worldmodel.data.collect import CollectConfig, collect  # noqa: E402
+
+
+def config_from_hydra(cfg: DictConfig) -> CollectConfig:
+    """Translate the Hydra config into the collector's typed config (the Hydra config is not mutated)."""
+    kwargs = OmegaConf.to_container(cfg.env.get("kwargs", {}), resolve=True)
+    return CollectConfig(
+        env_id=str(cfg.env.id),
+        env_kwargs=dict(kwargs),  # type: ignore[arg-type]
+        out=str(cfg.out),
+        episodes=int(cfg.episodes),
+        episode_length=int(cfg.episode_length),
+        policy=str(cfg.policy),
+        seed=int(cfg.seed),
+        workers=int(cfg.workers),
+        overwrite=bool(cfg.overwrite),
+        compression=None if cfg.compression in (None, "none") else str(cfg.compression),
+        keep_shards=bool(cfg.keep_shards),
+    )
+
+
+@hydra.main(config_path="../configs", config_name="collect", version_base="1.3")
+@user_errors_exit
+def main(cfg: DictConfig) -> None:
+    """Collect, then print a one-line summary of the file."""
+    from worldmodel.data.reader import TrajectoryFile
+
+    out = collect(config_from_hydra(cfg))
+    tf = TrajectoryFile(out)
+    s = tf.summary()
+    print(
+        f"wrote {out}: {s['episodes']} episodes, {s['steps']} steps, images {s['image_shape']}, "
+        f"{s['file_mb']} MB; success at episode end {s['success_at_end']:.0%}"
+    )
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,142 @@
+"""Random-access clips of T frames from a trajectory file, split into train/validation by episode."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any, Literal
+
+import numpy as np
+import torch
+from torch.utils.data import Dataset
+
+from worldmodel.data.reader import TrajectoryFile
+from worldmodel.data.schema import DatasetError
+
+Split = Literal["train", "val", "all"]
+
+
+def split_episodes(num_episodes: int, val_fraction: float, seed: int) -> tuple[np.ndarray, np.ndarray]:
+    """Deterministic episode-level split: (train_ids, val_ids), both sorted.
+
+    Splitting by episode (never by clip) keeps validation frames out of training entirely.
+    """
+    if not 0.0 <= val_fraction < 1.0:
+        raise ValueError(f"val_fraction must be in [0, 1), got {val_fraction}")
+    perm = np.random.default_rng(seed).permutation(num_episodes)
+    n_val = int(np.ceil(val_fraction * num_episodes)) if val_fraction > 0 else 0
+    if num_episodes >= 2:
+        n_val = min(max(n_val, 1 if val_fraction > 0 else 0), num_episodes - 1)
+    else:
+        n_val = 0
+    return np.sort(perm[n_val:]), np.sort(perm[:n_val])
+
+
+class ClipDataset(Dataset):
+    """Clips of ``clip_len`` frames, ``frameskip`` simulator steps apart, from one trajectory file.
+
+    Item (torch tensors):
+      pixels  uint8   (T, 3, H, W)
+      actions float32 (T-1, frameskip*A)  the skipped actions between two kept frames, concatenated
+      proprio float32 (T, P)
+      state   float32 (T, Ds)
+      episode int64 (), start int64 () (frame index of the clip's first frame within its episode)
+
+    Safe with DataLoader workers: each process opens its own HDF5 handle. ``in_memory=True`` loads
+    the columns once (fastest for datasets that fit in RAM).
+    """
+
+    def __init__(
+        self,
+        path: str | Path,
+        clip_len: int,
+        frameskip: int = 1,
+        split: Split = "train",
+        val_fraction: float = 0.1,
+        seed: int = 0,
+        in_memory: bool = False,
+        episodes: np.ndarray | None = None,
+    ) -> None:
+        if clip_len < 1:
+            raise ValueError(f"clip_len must be >= 1, got {clip_len}")
+        if frameskip < 1:
+            raise ValueError(f"frameskip must be >= 1, got {frameskip}")
+        if split not in ("train", "val", "all"):
+            raise ValueError(f"split must be 'train', 'val' or 'all', got {split!r}")
+        self.file = TrajectoryFile(path)
+        self.path = self.file.path
+        self.clip_len = int(clip_len)
+        self.frameskip = int(frameskip)
+        self.span = (self.clip_len - 1) * self.frameskip + 1  # frames covered by one clip
+        if episodes is None:
+            train_ids, val_ids = split_episodes(self.file.num_episodes, val_fraction, seed)
+            episodes = {"train": train_ids, "val": val_ids, "all": np.arange(self.file.num_episodes)}[split]
+        self.episode_ids = np.asarray(episodes, dtype=np.int64)
+        if len(self.episode_ids) == 0:
+            raise DatasetError(
+                self.path,
+                f"split {split!r} holds no episodes ({self.file.num_episodes} in the file, val_fraction={val_fraction})",
+                "collect more episodes or change val_fraction",
+            )
+        lengths = self.file.episode_lengths[self.episode_ids]
+        counts = np.maximum(lengths - self.span + 1, 0)  # valid clip starts per episode
+        if counts.sum() == 0:
+            raise DatasetError(
+                self.path,
+                f"clip_len={clip_len} with frameskip={frameskip} spans {self.span} frames, but the longest "
+                f"episode in split {split!r} has {int(lengths.max())}",
+                "use a shorter clip_len or frameskip, or collect longer episodes",
+            )
+        keep = counts > 0
+        self.episode_ids = self.episode_ids[keep]
+        self.num_skipped_episodes = int((~keep).sum())
+        self._counts = counts[keep]
+        self._offsets = np.concatenate([[0], np.cumsum(self._counts)])  # (E'+1,)
+        self.meta = {
+            "env_id": self.file.meta.env_id,
+            "env_kwargs": self.file.meta.env_kwargs,
+            "action_low": self.file.meta.action_low,
+            "action_high": self.file.meta.action_high,
+            "control_dt": self.file.meta.control_dt * self.frameskip,
+            "action_dim": self.file.meta.action_dim * self.frameskip,
+            "proprio_dim": self.file.column_shape("proprio")[0],
+            "state_dim": self.file.column_shape("state")[0],
+            "image_shape": self.file.image_shape,
+            "frameskip": self.frameskip,
+        }
+        self._cache: dict[str, np.ndarray] | None = None
+        if in_memory:
+            n = self.file.num_frames
+            self._cache = {k: self.file.read(k, 0, n) for k in ("pixels", "actions", "proprio", "state")}
+
+    def __len__(self) -> int:
+        return int(self._offsets[-1])
+
+    def locate(self, index: int) -> tuple[int, int]:
+        """Map a flat clip index to (episode id, start frame within the episode)."""
+        if not 0 <= index < len(self):
+            raise IndexError(f"clip index {index} out of range [0, {len(self)})")
+        j = int(np.searchsorted(self._offsets, index, side="right") - 1)
+        return int(self.episode_ids[j]), int(index - self._offsets[j])
+
+    def _read(self, key: str, start: int, stop: int) -> np.ndarray:
+        if self._cache is not None:
+            return self._cache[key][start:stop]
+        return self.file.read(key, start, stop)
+
+    def __getitem__(self, index: int) -> dict[str, Any]:
+        ep, start = self.locate(int(index))
+        g = int(self.file.episode_starts[ep]) + start  # global index of the first frame
+        k, t = self.frameskip, self.clip_len
+        pixels = self._read("pixels", g, g + self.span)[::k]  # (T, H, W, 3)
+        acts = self._read("actions", g, g + (t - 1) * k)  # ((T-1)*k, A)
+        acts = acts.reshape(t - 1, -1)  # (T-1, k*A)
+        proprio = self._read("proprio", g, g + self.span)[::k]  # (T, P)
+        state = self._read("state", g, g + self.span)[::k]  # (T, Ds)
+        return {
+            "pixels": torch.from_numpy(np.ascontiguousarray(pixels)).permute(0, 3, 1, 2),  # (T, 3, H, W)
+            "actions": torch.from_numpy(np.ascontiguousarray(acts, dtype=np.float32)),
+            "proprio": torch.from_numpy(np.ascontiguousarray(proprio, dtype=np.float32)),
+            "state": torch.from_numpy(np.ascontiguousarray(state, dtype=np.float32)),
+            "episode": torch.tensor(ep, dtype=torch.int64),
+            "start": torch.tensor(start, dtype=torch.int64),
+        }
