@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import functools
-import os
 import sys
 from collections.abc import Callable
 from typing import Any, TypeVar
@@ -15,9 +14,10 @@ USER_ERRORS: tuple[type[BaseException], ...] = (ValueError, FileNotFoundError, F
 
 
 def setup_headless() -> None:
-    """Pick a headless OpenGL backend before mujoco is imported (EGL unless the user chose one)."""
-    os.environ.setdefault("MUJOCO_GL", "egl")
-    os.environ.setdefault("PYOPENGL_PLATFORM", os.environ["MUJOCO_GL"])
+    """Pick a headless OpenGL backend before mujoco is imported (see worldmodel.rendering)."""
+    from worldmodel.rendering import configure_headless
+
+    configure_headless()
 
 
 def user_errors_exit(fn: F) -> F:

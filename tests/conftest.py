@@ -4,8 +4,9 @@ from __future__ import annotations
 
 import os
 
-os.environ.setdefault("MUJOCO_GL", "egl")
-os.environ.setdefault("PYOPENGL_PLATFORM", os.environ["MUJOCO_GL"])
+from worldmodel.rendering import configure_headless
+
+configure_headless()
 
 import pytest  # noqa: E402
 import torch  # noqa: E402

@@ -67,7 +67,9 @@ _WORKER: dict[str, Any] = {}
 
 def _make_env(cfg: CollectConfig) -> Any:
     """Build the environment without gymnasium's time limit (the collector counts steps itself)."""
-    os.environ.setdefault("MUJOCO_GL", "egl")
+    from worldmodel.rendering import configure_headless
+
+    configure_headless()
     import gymnasium
 
     import envs  # noqa: F401  (registers the wm/ environments)

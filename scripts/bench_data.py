@@ -1,0 +1,146 @@
+"""Benchmark data throughput: rendered env steps/s (one worker and the parallel collector) and random
+clip reads/s from the chunked HDF5 file against a naive per-frame reader of an unchunked file.
+
+    python scripts/bench_data.py [--env wm/TwoRoom-v0] [--episodes 40] [--length 100] [--workers 2] [--quick]
+
+Every ratio is against a reference measured in the same run.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import tempfile
+import time
+from pathlib import Path
+
+from scripts.common import setup_headless
+
+setup_headless()
+
+import h5py  # noqa: E402
+import numpy as np  # noqa: E402
+
+
+def bench_env_steps(env_id: str, steps: int, image_size: int) -> float:
+    """Rendered steps per second of one environment in this process (scripted explore policy)."""
+    import gymnasium
+
+    import envs  # noqa: F401
+    from envs.policies import make_policy
+
+    env = gymnasium.make(env_id, image_size=image_size, max_episode_steps=None, disable_env_checker=True)
+    policy = make_policy("explore", env, np.random.default_rng(0))
+    obs, _ = env.reset(seed=0)
+    policy.reset()
+    for _ in range(20):  # warm up the renderer
+        obs, *_ = env.step(policy(obs))
+    t0 = time.perf_counter()
+    for _ in range(steps):
+        obs, *_ = env.step(policy(obs))
+    dt = time.perf_counter() - t0
+    env.close()
+    return steps / dt
+
+
+def bench_collector(env_id: str, episodes: int, length: int, workers: int, out: Path) -> tuple[float, float]:
+    """(collection steps/s, end-to-end steps/s incl. assembling the HDF5 file) of the parallel collector."""
+    from worldmodel.data.collect import CollectConfig, _run_workers, _prepare_shard_dir, collect
+
+    cfg = CollectConfig(env_id=env_id, out=str(out), episodes=episodes, episode_length=length, workers=workers)
+    t0 = time.perf_counter()
+    collect(cfg, progress=False)
+    total = time.perf_counter() - t0
+    # Time the worker phase alone on a fresh shard folder (no assembly), same config.
+    cfg2 = CollectConfig(env_id=env_id, out=str(out.with_name("c2.h5")), episodes=episodes,
+                         episode_length=length, workers=workers)
+    shard_dir = _prepare_shard_dir(cfg2, Path(cfg2.out))
+    t0 = time.perf_counter()
+    _run_workers(cfg2, shard_dir, list(range(episodes)), workers, progress=False, resumed=0)
+    workers_only = time.perf_counter() - t0
+    steps = episodes * length
+    return steps / workers_only, steps / total
+
+
+def write_unchunked_copy(src: Path, dst: Path) -> None:
+    """Same data, contiguous and uncompressed: the layout a naive script writes."""
+    with h5py.File(src, "r") as fs, h5py.File(dst, "w") as fd:
+        for k in fs:
+            fd.create_dataset(k, data=fs[k][:])
+        for k, v in fs.attrs.items():
+            fd.attrs[k] = v
+
+
+def naive_clip(f: h5py.File, g: int, t: int) -> dict[str, np.ndarray]:
+    """Per-frame reads (one HDF5 read per frame and column), as a simple loader does."""
+    px = np.stack([f["pixels"][g + i] for i in range(t)])
+    acts = np.stack([f["actions"][g + i] for i in range(t - 1)])
+    pro = np.stack([f["proprio"][g + i] for i in range(t)])
+    st = np.stack([f["state"][g + i] for i in range(t)])
+    return {"pixels": px, "actions": acts, "proprio": pro, "state": st}
+
+
+def bench_clip_reads(path: Path, naive_path: Path, clip_len: int, n: int) -> dict[str, float]:
+    """Random clip reads per second: ClipDataset (chunked, on disk and in memory) vs the naive reader."""
+    from worldmodel.data.clips import ClipDataset
+
+    ds = ClipDataset(path, clip_len=clip_len, split="all")
+    rng = np.random.default_rng(0)
+    idx = rng.integers(0, len(ds), size=n)
+    ds[0]
+    t0 = time.perf_counter()
+    for i in idx:
+        ds[int(i)]
+    ours = n / (time.perf_counter() - t0)
+
+    mem = ClipDataset(path, clip_len=clip_len, split="all", in_memory=True)
+    t0 = time.perf_counter()
+    for i in idx:
+        mem[int(i)]
+    in_mem = n / (time.perf_counter() - t0)
+
+    starts = [int(ds.file.episode_starts[ds.locate(int(i))[0]]) + ds.locate(int(i))[1] for i in idx]
+    with h5py.File(naive_path, "r") as f:
+        naive_clip(f, starts[0], clip_len)
+        t0 = time.perf_counter()
+        for g in starts:
+            naive_clip(f, g, clip_len)
+        naive = n / (time.perf_counter() - t0)
+    return {"chunked": ours, "in_memory": in_mem, "naive": naive}
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--env", default="wm/TwoRoom-v0")
+    parser.add_argument("--episodes", type=int, default=40)
+    parser.add_argument("--length", type=int, default=100)
+    parser.add_argument("--workers", type=int, default=os.cpu_count() or 1)
+    parser.add_argument("--image-size", type=int, default=64)
+    parser.add_argument("--clip-len", type=int, default=8)
+    parser.add_argument("--reads", type=int, default=2000)
+    parser.add_argument("--quick", action="store_true", help="small sizes for a smoke run")
+    args = parser.parse_args()
+    if args.quick:
+        args.episodes, args.length, args.reads = 8, 50, 300
+
+    print(f"bench_data: env={args.env} image={args.image_size}px workers={args.workers} cpus={os.cpu_count()}")
+    per_worker = bench_env_steps(args.env, 2000 if not args.quick else 300, args.image_size)
+    print(f"env steps/s, one process (rendered {args.image_size}x{args.image_size}): {per_worker:8.0f}")
+    with tempfile.TemporaryDirectory() as tmp:
+        out = Path(tmp) / "bench.h5"
+        coll, e2e = bench_collector(args.env, args.episodes, args.length, args.workers, out)
+        print(f"collector steps/s, {args.workers} workers (episodes only):   {coll:8.0f}  "
+              f"({coll / per_worker:.2f}x one process)")
+        print(f"collector steps/s, end to end incl. HDF5 assembly:     {e2e:8.0f}")
+        naive_path = Path(tmp) / "naive.h5"
+        write_unchunked_copy(out, naive_path)
+        r = bench_clip_reads(out, naive_path, args.clip_len, args.reads)
+        print(f"clip reads/s (T={args.clip_len}): chunked HDF5 {r['chunked']:8.0f} | in-memory {r['in_memory']:8.0f}"
+              f" | naive per-frame unchunked {r['naive']:8.0f}")
+        print(f"ratio chunked/naive: {r['chunked'] / r['naive']:.1f}x  (target >= 5x); "
+              f"in-memory/naive: {r['in_memory'] / r['naive']:.1f}x")
+        print(f"collector target >= 1000 steps/s: {'met' if coll >= 1000 else 'NOT met'} ({coll:.0f})")
+
+
+if __name__ == "__main__":
+    main()

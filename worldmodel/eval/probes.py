@@ -1,0 +1,208 @@
+"""Representation diagnostics: collapse stats, ridge linear probes to task coords, latent-vs-true distance ranks."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+import numpy as np
+import torch
+from scipy.stats import rankdata
+from torch import Tensor
+
+from worldmodel.models.vit import VideoViT, pool_tokens
+
+
+def batch_std(z: Tensor) -> float:
+    """Mean over dimensions of the std across samples (collapse -> 0): z (M, D)."""
+    return float(z.float().std(dim=0).mean())
+
+
+def effective_rank(z: Tensor) -> float:
+    """exp(entropy) of the normalised singular values of centred z (M, D) (RankMe); 1 = fully collapsed."""
+    x = z.float() - z.float().mean(0, keepdim=True)
+    s = torch.linalg.svdvals(x)
+    p = s / s.sum().clamp_min(1e-12)
+    p = p[p > 0]
+    return float(torch.exp(-(p * p.log()).sum()))
+
+
+def collapse_stats(tokens: Tensor, max_tokens: int = 1024, g: torch.Generator | None = None) -> dict[str, float]:
+    """Spread of clip-mean and token embeddings: tokens (B, N, D) -> std/effective-rank dict."""
+    clip = tokens.float().mean(1)  # (B, D)
+    tok = tokens.float().reshape(-1, tokens.shape[-1])  # (B*N, D)
+    if tok.shape[0] > max_tokens:
+        tok = tok[torch.randperm(tok.shape[0], generator=g)[:max_tokens].to(tok.device)]
+    return {
+        "std_clip": batch_std(clip),
+        "rank_clip": effective_rank(clip),
+        "std_token": batch_std(tok),
+        "rank_token": effective_rank(tok),
+    }
+
+
+def ridge_fit(x: Tensor, y: Tensor, lam: float) -> tuple[Tensor, Tensor, Tensor, Tensor]:
+    """Closed-form ridge on standardised features: x (N, F), y (N, K) -> (W (F, K), bias (K,), mu, sd)."""
+    x, y = x.double(), y.double()
+    mu, sd = x.mean(0), x.std(0).clamp_min(1e-8)
+    xs = (x - mu) / sd  # (N, F)
+    ym = y.mean(0)
+    yc = y - ym  # (N, K)
+    n, f = xs.shape
+    if f <= n:
+        w = torch.linalg.solve(xs.T @ xs + lam * torch.eye(f, dtype=xs.dtype), xs.T @ yc)  # (F, K)
+    else:  # dual form: cheaper when features outnumber samples
+        w = xs.T @ torch.linalg.solve(xs @ xs.T + lam * torch.eye(n, dtype=xs.dtype), yc)
+    return w, ym, mu, sd
+
+
+def ridge_predict(x: Tensor, w: Tensor, bias: Tensor, mu: Tensor, sd: Tensor) -> Tensor:
+    """Apply a fitted ridge model: x (N, F) -> (N, K)."""
+    return ((x.double() - mu) / sd) @ w + bias
+
+
+def regression_scores(pred: Tensor, y: Tensor) -> tuple[Tensor, Tensor]:
+    """Per-dimension R^2 and RMSE: pred, y (N, K) -> (K,), (K,)."""
+    pred, y = pred.double(), y.double()
+    sse = ((pred - y) ** 2).sum(0)
+    sst = ((y - y.mean(0)) ** 2).sum(0).clamp_min(1e-12)
+    return 1.0 - sse / sst, (sse / y.shape[0]).sqrt()
+
+
+def linear_probe(
+    x_train: Tensor,
+    y_train: Tensor,
+    x_test: Tensor,
+    y_test: Tensor,
+    names: Sequence[str] | None = None,
+    success_radius: float | None = None,
+    lambdas: Sequence[float] = (1e-2, 1e-1, 1.0, 10.0, 100.0, 1000.0),
+    groups_train: Tensor | None = None,
+) -> dict[str, Any]:
+    """Ridge probe with lambda picked on a held-out group split of train; R^2/RMSE per dim on test."""
+    n = x_train.shape[0]
+    gen = torch.Generator().manual_seed(0)
+    if groups_train is not None and groups_train.unique().numel() >= 2:
+        uniq = groups_train.unique()
+        val_groups = uniq[torch.randperm(uniq.numel(), generator=gen)[: max(1, uniq.numel() // 5)]]
+        is_val = torch.isin(groups_train, val_groups)
+    else:
+        is_val = torch.zeros(n, dtype=torch.bool)
+        is_val[torch.randperm(n, generator=gen)[: max(1, n // 5)]] = True
+    best_lam, best_err = lambdas[0], float("inf")
+    for lam in lambdas:
+        params = ridge_fit(x_train[~is_val], y_train[~is_val], lam)
+        err = float(((ridge_predict(x_train[is_val], *params) - y_train[is_val].double()) ** 2).mean())
+        if err < best_err:
+            best_lam, best_err = lam, err
+    params = ridge_fit(x_train, y_train, best_lam)
+    r2, rmse = regression_scores(ridge_predict(x_test, *params), y_test)
+    names = list(names) if names is not None else [f"y{i}" for i in range(y_train.shape[1])]
+    out: dict[str, Any] = {
+        "lambda": best_lam,
+        "r2": dict(zip(names, r2.tolist())),
+        "rmse": dict(zip(names, rmse.tolist())),
+        "r2_mean": float(r2.mean()),
+    }
+    if success_radius:
+        out["rmse_over_radius"] = {k: v / success_radius for k, v in out["rmse"].items()}
+    return out
+
+
+def spearman(a: Tensor | np.ndarray, b: Tensor | np.ndarray) -> float:
+    """Spearman rank correlation (average ranks for ties)."""
+    ra = rankdata(np.asarray(a, dtype=np.float64))
+    rb = rankdata(np.asarray(b, dtype=np.float64))
+    if ra.std() == 0 or rb.std() == 0:
+        return float("nan")
+    return float(np.corrcoef(ra, rb)[0, 1])
+
+
+def distance_rank_correlation(
+    emb: Tensor,
+    coords: Tensor,
+    success_radius: float | None = None,
+    num_pairs: int = 20000,
+    near_factor: float = 2.0,
+    seed: int = 0,
+) -> dict[str, float]:
+    """Spearman between latent L1 and true Euclidean distance over random frame pairs, all and near ones."""
+    g = torch.Generator().manual_seed(seed)
+    m = emb.shape[0]
+    cand = num_pairs * 20 if success_radius else num_pairs
+    i = torch.randint(0, m, (cand,), generator=g)
+    j = torch.randint(0, m, (cand,), generator=g)
+    keep = i != j
+    i, j = i[keep], j[keep]
+    true = (coords[i].double() - coords[j].double()).norm(dim=-1)  # (P,)
+
+    def latent(ii: Tensor, jj: Tensor) -> Tensor:
+        """Mean absolute latent difference per pair (what an L1 planning cost measures)."""
+        return torch.cat([(emb[a].float() - emb[b].float()).abs().mean(-1) for a, b in zip(ii.split(4096), jj.split(4096))])
+
+    out = {"spearman_all": spearman(latent(i[:num_pairs], j[:num_pairs]), true[:num_pairs]), "pairs_all": float(min(num_pairs, i.numel()))}
+    if success_radius:
+        near = true < near_factor * success_radius
+        ni, nj, nt = i[near][:num_pairs], j[near][:num_pairs], true[near][:num_pairs]
+        out["spearman_near"] = spearman(latent(ni, nj), nt) if ni.numel() >= 10 else float("nan")
+        out["pairs_near"] = float(ni.numel())
+    return out
+
+
+@torch.no_grad()
+def encode_frames(
+    encoder: VideoViT,
+    frames: Tensor,
+    grids: Sequence[tuple[int, int] | None] = ((2, 2), (4, 4)),
+    batch_size: int = 128,
+    device: str | torch.device = "cpu",
+) -> dict[str, Tensor]:
+    """Embed single frames (M, 3, H, W) uint8 and pool: returns {"2x2": (M, 4*D), "mean": (M, D), ...} on CPU."""
+    out: dict[str, list[Tensor]] = {grid_name(gr): [] for gr in grids}
+    encoder.eval()
+    for chunk in frames.split(batch_size):
+        tok = encoder.embed_image(chunk.to(device))  # (b, N, D)
+        for gr in grids:
+            out[grid_name(gr)].append(pool_tokens(tok, gr).flatten(1).float().cpu())  # (b, g*g*D)
+    return {k: torch.cat(v) for k, v in out.items()}
+
+
+def grid_name(grid: tuple[int, int] | None) -> str:
+    """Label of a pooling grid: (2, 2) -> "2x2", None -> "mean"."""
+    return "mean" if grid is None else f"{grid[0]}x{grid[1]}"
+
+
+def probe_encoder(
+    encoder: VideoViT,
+    train_frames: Tensor,
+    train_coords: Tensor,
+    test_frames: Tensor,
+    test_coords: Tensor,
+    names: Sequence[str] | None = None,
+    success_radius: float | None = None,
+    distance_dims: Sequence[int] | None = None,
+    grids: Sequence[tuple[int, int] | None] = ((2, 2), (4, 4)),
+    train_groups: Tensor | None = None,
+    device: str | torch.device = "cpu",
+) -> dict[str, Any]:
+    """All probes for one encoder: per pooling grid, linear probe + distance ranks on test, and collapse stats."""
+    e_tr = encode_frames(encoder, train_frames, grids, device=device)
+    e_te = encode_frames(encoder, test_frames, grids, device=device)
+    dims = list(distance_dims) if distance_dims is not None else list(range(test_coords.shape[1]))
+    result: dict[str, Any] = {}
+    for key in e_tr:
+        d = e_te[key].shape[1]
+        result[key] = {
+            "linear": linear_probe(e_tr[key], train_coords, e_te[key], test_coords, names, success_radius, groups_train=train_groups),
+            "distance": distance_rank_correlation(e_te[key], test_coords[:, dims], success_radius),
+            "feature_dim": d,
+        }
+    with torch.no_grad():
+        tok = encoder.embed_image(test_frames[: min(256, test_frames.shape[0])].to(device))  # (m, N, D)
+    result["collapse"] = collapse_stats(tok.cpu())
+    return result
+
+
+def compare_encoders(encoders: Mapping[str, VideoViT], **probe_kwargs: Any) -> dict[str, dict[str, Any]]:
+    """Run probe_encoder for each named encoder (e.g. pretrained vs random-init) with the same data."""
+    return {name: probe_encoder(enc, **probe_kwargs) for name, enc in encoders.items()}

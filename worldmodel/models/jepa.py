@@ -1,0 +1,208 @@
+"""V-JEPA objective in latent space: context encoder, narrow mask-token predictor, EMA target or SIGReg."""
+
+from __future__ import annotations
+
+import copy
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, fields
+from typing import Any
+
+import torch
+import torch.nn.functional as F
+from torch import Tensor, nn
+
+from worldmodel.models.vit import Block, VideoViT, init_transformer_weights, sincos_pos_embed_3d
+
+
+@dataclass(frozen=True)
+class JEPAConfig:
+    """Predictor shape and objective options.
+
+    teacher="ema": targets come from an EMA copy of the encoder (V-JEPA). teacher="sigreg": no EMA copy;
+    targets are the online encoder's own full-clip tokens (stop-grad when sigreg_target="stopgrad", or with
+    gradient through both branches when "online", as in LeJEPA) and SIGReg on the context embeddings
+    prevents collapse.
+    """
+
+    pred_dim: int = 96
+    pred_depth: int = 4
+    pred_heads: int = 3
+    pred_mlp_ratio: float = 4.0
+    teacher: str = "ema"  # "ema" | "sigreg"
+    target_layernorm: bool = True
+    motion_weight: float = 0.0  # >0 up-weights target tokens whose pixels change over time
+    sigreg_weight: float = 0.05
+    sigreg_slices: int = 128
+    sigreg_knots: int = 17
+    sigreg_t_max: float = 3.0
+    sigreg_max_samples: int = 2048
+    sigreg_target: str = "stopgrad"  # "stopgrad" | "online"
+
+    @classmethod
+    def from_dict(cls, d: Mapping[str, Any]) -> JEPAConfig:
+        """Build from a mapping, ignoring unknown keys."""
+        known = {f.name for f in fields(cls)}
+        return cls(**{k: v for k, v in dict(d).items() if k in known})
+
+
+class Predictor(nn.Module):
+    """Narrow transformer: context tokens + mask tokens at target positions -> predicted target tokens."""
+
+    def __init__(self, enc_dim: int, dim: int, depth: int, heads: int, mlp_ratio: float = 4.0) -> None:
+        super().__init__()
+        self.dim = dim
+        self.embed = nn.Linear(enc_dim, dim)
+        self.mask_token = nn.Parameter(torch.zeros(1, 1, dim))
+        self.blocks = nn.ModuleList(Block(dim, heads, mlp_ratio) for _ in range(depth))
+        self.norm = nn.LayerNorm(dim, eps=1e-6)
+        self.proj = nn.Linear(dim, enc_dim)
+        init_transformer_weights(self)
+        nn.init.trunc_normal_(self.mask_token, std=0.02)
+        self._pos_cache: dict[tuple[int, int, int], Tensor] = {}
+
+    def pos_embed(self, grid: tuple[int, int, int], device: torch.device) -> Tensor:
+        """Fixed sin/cos positions of the full token grid: (N, dim)."""
+        key = tuple(grid)
+        if key not in self._pos_cache:
+            self._pos_cache[key] = sincos_pos_embed_3d(key, self.dim)
+        return self._pos_cache[key].to(device)
+
+    def forward(self, ctx: Tensor, ctx_idx: Tensor, tgt_idx: Tensor, grid: tuple[int, int, int]) -> Tensor:
+        """Predict targets: ctx (B, Nc, De), ctx_idx (B, Nc), tgt_idx (B, Nt) -> (B, Nt, De)."""
+        pos = self.pos_embed(grid, ctx.device).to(ctx.dtype)  # (N, Dp)
+        x = self.embed(ctx) + pos[ctx_idx]  # (B, Nc, Dp)
+        m = self.mask_token.to(x.dtype) + pos[tgt_idx]  # (B, Nt, Dp)
+        z = torch.cat([x, m], dim=1)  # (B, Nc+Nt, Dp)
+        for blk in self.blocks:
+            z = blk(z)
+        z = self.norm(z[:, ctx.shape[1]:])  # (B, Nt, Dp)
+        return self.proj(z)
+
+
+def gather_tokens(x: Tensor, idx: Tensor) -> Tensor:
+    """Batched token gather: x (B, N, D), idx (B, K) -> (B, K, D)."""
+    return torch.gather(x, 1, idx.unsqueeze(-1).expand(-1, -1, x.shape[-1]))
+
+
+def epps_pulley(proj: Tensor, knots: int = 17, t_max: float = 3.0) -> Tensor:
+    """Epps-Pulley statistic of each column vs N(0,1) via the characteristic function: (M, S) -> (S,).
+
+    EP = M * integral |phi_emp(t) - exp(-t^2/2)|^2 exp(-t^2/2) dt over [-t_max, t_max] (trapezoid rule; the
+    integrand is even so we integrate [0, t_max] and double).
+    """
+    m = proj.shape[0]
+    t = torch.linspace(0.0, t_max, knots, device=proj.device, dtype=torch.float32)  # (K,)
+    xt = proj.float().unsqueeze(-1) * t  # (M, S, K)
+    re = xt.cos().mean(0)  # (S, K)
+    im = xt.sin().mean(0)  # (S, K)
+    gauss = torch.exp(-0.5 * t**2)  # (K,)
+    err = ((re - gauss) ** 2 + im**2) * gauss  # (S, K)
+    return 2.0 * m * torch.trapezoid(err, t, dim=-1)
+
+
+def sigreg_loss(z: Tensor, num_slices: int, g: torch.Generator | None = None, knots: int = 17, t_max: float = 3.0) -> Tensor:
+    """SIGReg (LeJEPA): mean Epps-Pulley statistic of z (M, D) along `num_slices` random unit directions."""
+    dirs = torch.randn(z.shape[-1], num_slices, generator=g, device="cpu").to(z.device)  # (D, S)
+    dirs = dirs / dirs.norm(dim=0, keepdim=True)
+    return epps_pulley(z.float() @ dirs, knots, t_max).mean()
+
+
+def motion_weights(pixels: Tensor, grid: tuple[int, int, int], strength: float) -> Tensor:
+    """Per-token weights 1 + strength * (motion / mean motion) from frame differences: (B, T, 3, H, W) -> (B, N)."""
+    x = pixels.float()
+    d = (x[:, 1:] - x[:, :-1]).abs().mean(2)  # (B, T-1, H, W)
+    d = torch.cat([d[:, :1], d], dim=1)  # (B, T, H, W)
+    pooled = F.adaptive_avg_pool3d(d.unsqueeze(1), tuple(grid)).flatten(1)  # (B, N)
+    return 1.0 + strength * pooled / (pooled.mean(1, keepdim=True) + 1e-6)
+
+
+@dataclass
+class JEPAOutput:
+    """Loss terms and the detached full-clip tokens of the exported encoder (for collapse diagnostics)."""
+
+    loss: Tensor
+    pred_loss: Tensor
+    sigreg: Tensor
+    tokens: Tensor  # (B, N, D), detached
+
+
+class JEPA(nn.Module):
+    """Masked latent prediction: online encoder on context, predictor at target positions, L1 to targets."""
+
+    def __init__(self, encoder: VideoViT, cfg: JEPAConfig) -> None:
+        super().__init__()
+        if cfg.teacher not in ("ema", "sigreg"):
+            raise ValueError(f"unknown teacher {cfg.teacher!r}")
+        if cfg.sigreg_target not in ("stopgrad", "online"):
+            raise ValueError(f"unknown sigreg_target {cfg.sigreg_target!r}")
+        self.cfg = cfg
+        self.encoder = encoder
+        self.predictor = Predictor(encoder.dim, cfg.pred_dim, cfg.pred_depth, cfg.pred_heads, cfg.pred_mlp_ratio)
+        self.target_encoder: VideoViT | None = None
+        if cfg.teacher == "ema":
+            self.target_encoder = copy.deepcopy(encoder)
+            self.target_encoder.requires_grad_(False)
+
+    def export_encoder(self) -> VideoViT:
+        """The encoder used downstream: the EMA target when there is one (as V-JEPA), else the online one."""
+        return self.target_encoder if self.target_encoder is not None else self.encoder
+
+    @torch.no_grad()
+    def update_target(self, momentum: float) -> None:
+        """EMA step: target <- momentum * target + (1 - momentum) * online."""
+        if self.target_encoder is None:
+            return
+        tp = list(self.target_encoder.parameters())
+        op = [p.detach() for p in self.encoder.parameters()]
+        torch._foreach_lerp_(tp, op, 1.0 - momentum)
+
+    def _targets(self, pixels: Tensor) -> Tensor:
+        """Full-clip target tokens (B, N, D); gradient only for sigreg_target='online'."""
+        if self.target_encoder is not None:
+            with torch.no_grad():
+                return self.target_encoder(pixels)
+        if self.cfg.sigreg_target == "online":
+            return self.encoder(pixels)
+        with torch.no_grad():
+            return self.encoder(pixels)
+
+    def forward(self, pixels: Tensor, masks: Sequence[tuple[Tensor, Tensor]], g: torch.Generator | None = None) -> JEPAOutput:
+        """Loss over all mask sets: pixels (B, T, 3, H, W); masks [(ctx_idx (B, Nc), tgt_idx (B, Nt)), ...]."""
+        grid = self.encoder.cfg.grid(pixels.shape[1], pixels.shape[-1])
+        raw = self._targets(pixels)  # (B, N, D)
+        h = F.layer_norm(raw, (raw.shape[-1],)) if self.cfg.target_layernorm else raw
+        weights = motion_weights(pixels, grid, self.cfg.motion_weight) if self.cfg.motion_weight > 0 else None
+        pred_losses, ctx_embs = [], []
+        for ctx_idx, tgt_idx in masks:
+            z = self.encoder(pixels, keep_idx=ctx_idx)  # (B, Nc, D)
+            ctx_embs.append(z.reshape(-1, z.shape[-1]))
+            pred = self.predictor(z, ctx_idx, tgt_idx, grid)  # (B, Nt, D)
+            err = (pred.float() - gather_tokens(h, tgt_idx).float()).abs().mean(-1)  # (B, Nt)
+            if weights is None:
+                pred_losses.append(err.mean())
+            else:
+                w = torch.gather(weights, 1, tgt_idx)  # (B, Nt)
+                pred_losses.append((err * w).sum() / w.sum())
+        pred_loss = torch.stack(pred_losses).mean()
+        sig = torch.zeros((), device=pixels.device)
+        loss = pred_loss
+        if self.cfg.teacher == "sigreg":
+            zc = torch.cat(ctx_embs, 0)  # (M, D)
+            if zc.shape[0] > self.cfg.sigreg_max_samples:
+                sel = torch.randperm(zc.shape[0], generator=g)[: self.cfg.sigreg_max_samples].to(zc.device)
+                zc = zc[sel]
+            sig = sigreg_loss(zc, self.cfg.sigreg_slices, g, self.cfg.sigreg_knots, self.cfg.sigreg_t_max)
+            lam = self.cfg.sigreg_weight
+            loss = (1.0 - lam) * pred_loss + lam * sig
+        return JEPAOutput(loss=loss, pred_loss=pred_loss.detach(), sigreg=sig.detach(), tokens=raw.detach())
+
+
+def num_params(module: nn.Module, trainable_only: bool = False) -> int:
+    """Parameter count (optionally only those with requires_grad)."""
+    return sum(p.numel() for p in module.parameters() if p.requires_grad or not trainable_only)
+
+
+__all__ = [
+    "JEPA", "JEPAConfig", "JEPAOutput", "Predictor", "epps_pulley", "gather_tokens", "motion_weights",
+    "num_params", "sigreg_loss",
+]

@@ -1,0 +1,115 @@
+"""Atomic, integrity-checked checkpoints loaded only with weights_only=True; resume helpers."""
+
+from __future__ import annotations
+
+import hashlib
+import io
+import os
+import tempfile
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any
+
+import torch
+from torch import nn
+
+MAGIC = "worldmodel-checkpoint"
+VERSION = 1
+
+
+class CheckpointError(RuntimeError):
+    """A checkpoint is missing, corrupt, tampered with, foreign, or does not match the model/config."""
+
+
+def _digest(data: bytes) -> str:
+    """SHA-256 hex digest of the payload bytes."""
+    return hashlib.sha256(data).hexdigest()
+
+
+def save_checkpoint(path: str | Path, state: Mapping[str, Any], kind: str) -> Path:
+    """Write `state` atomically (tmp file + os.replace) inside a hashed envelope tagged with `kind`."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    buf = io.BytesIO()
+    torch.save(dict(state), buf)
+    data = buf.getvalue()
+    envelope = {
+        "magic": MAGIC,
+        "version": VERSION,
+        "kind": kind,
+        "sha256": _digest(data),
+        "payload": torch.frombuffer(bytearray(data), dtype=torch.uint8),
+    }
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    try:
+        with os.fdopen(fd, "wb") as f:
+            torch.save(envelope, f)
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        if os.path.exists(tmp):
+            os.unlink(tmp)
+        raise
+    return path
+
+
+def load_checkpoint(path: str | Path, kind: str | None = None, map_location: str | torch.device = "cpu") -> dict:
+    """Load and verify a checkpoint (weights_only=True); raise CheckpointError on anything unexpected."""
+    path = Path(path)
+    if not path.is_file():
+        raise CheckpointError(f"checkpoint not found: {path}")
+    try:
+        env = torch.load(path, map_location="cpu", weights_only=True)
+    except Exception as e:  # corrupt file, or pickle with objects outside the weights-only allow-list
+        raise CheckpointError(f"{path}: unreadable or not a weights-only checkpoint ({type(e).__name__}: {e})") from e
+    if not isinstance(env, dict) or env.get("magic") != MAGIC:
+        raise CheckpointError(f"{path}: foreign file, not a {MAGIC} envelope")
+    if env.get("version") != VERSION:
+        raise CheckpointError(f"{path}: checkpoint version {env.get('version')} unsupported (want {VERSION})")
+    if kind is not None and env.get("kind") != kind:
+        raise CheckpointError(f"{path}: checkpoint kind {env.get('kind')!r}, expected {kind!r}")
+    payload = env.get("payload")
+    if not isinstance(payload, torch.Tensor) or payload.dtype != torch.uint8:
+        raise CheckpointError(f"{path}: envelope has no byte payload")
+    data = payload.numpy().tobytes()
+    if _digest(data) != env.get("sha256"):
+        raise CheckpointError(f"{path}: payload hash mismatch (file tampered with or truncated)")
+    try:
+        state = torch.load(io.BytesIO(data), map_location=map_location, weights_only=True)
+    except Exception as e:
+        raise CheckpointError(f"{path}: payload not loadable with weights_only=True ({e})") from e
+    if not isinstance(state, dict):
+        raise CheckpointError(f"{path}: payload is not a dict")
+    return state
+
+
+def load_state_dict_checked(module: nn.Module, state: Mapping[str, torch.Tensor], what: str = "model") -> None:
+    """Strict load_state_dict with one clear message listing missing, unexpected and mis-shaped keys."""
+    own = module.state_dict()
+    missing = sorted(set(own) - set(state))
+    unexpected = sorted(set(state) - set(own))
+    shapes = [
+        f"{k}: checkpoint {tuple(state[k].shape)} vs model {tuple(own[k].shape)}"
+        for k in own
+        if k in state and tuple(state[k].shape) != tuple(own[k].shape)
+    ]
+    if missing or unexpected or shapes:
+        raise CheckpointError(
+            f"{what} does not match the checkpoint: missing={missing[:8]} unexpected={unexpected[:8]} "
+            f"shape mismatches={shapes[:8]}"
+        )
+    module.load_state_dict(state, strict=True)
+
+
+def check_config_match(saved: Mapping[str, Any], current: Mapping[str, Any], keys: list[str], path: str) -> None:
+    """Raise CheckpointError if any of `keys` differs between a checkpoint's config and the current one."""
+    diffs = [f"{k}: checkpoint={saved.get(k)!r} current={current.get(k)!r}" for k in keys if saved.get(k) != current.get(k)]
+    if diffs:
+        raise CheckpointError(f"{path}: config differs from the run being resumed: " + "; ".join(diffs))
+
+
+def latest_checkpoint(ckpt_dir: str | Path, name: str = "last.pt") -> Path | None:
+    """Path of the resume checkpoint in `ckpt_dir`, or None when starting fresh."""
+    p = Path(ckpt_dir) / name
+    return p if p.is_file() else None
