@@ -53,7 +53,10 @@ class MujocoGoalEnv(gymnasium.Env, abc.ABC):
         render_mode: str | None = None,
         terminate_on_success: bool = False,
     ) -> None:
-        if not isinstance(image_size, (int, np.integer)) or not MIN_IMAGE_SIZE <= image_size <= MAX_IMAGE_SIZE:
+        if (
+            not isinstance(image_size, (int, np.integer))
+            or not MIN_IMAGE_SIZE <= image_size <= MAX_IMAGE_SIZE
+        ):
             raise ValueError(
                 f"image_size={image_size!r} is invalid; pass an int in [{MIN_IMAGE_SIZE}, {MAX_IMAGE_SIZE}] "
                 "(64 is the default, 224 the largest size the encoders use)."
@@ -123,14 +126,24 @@ class MujocoGoalEnv(gymnasium.Env, abc.ABC):
         """Interpretable coordinates (..., len(task_coord_names)) of states (..., state_dim)."""
 
     # ----------------------------------------------------------------- state vectors
+    def _states(self, states: np.ndarray) -> np.ndarray:
+        """State batch (..., state_dim) as an array, with a clear error for the wrong width."""
+        arr = np.asarray(states)
+        if arr.ndim == 0 or arr.shape[-1] != self.state_dim:
+            raise ValueError(
+                f"states have shape {arr.shape}; the last axis must be state_dim={self.state_dim} "
+                f"for {type(self).__name__} (rows of env.get_state(), or the dataset 'state' column)."
+            )
+        return arr
+
     def qpos(self, states: np.ndarray) -> np.ndarray:
         """Generalised positions (..., nq) sliced out of state vectors (..., state_dim)."""
-        return np.asarray(states)[..., : self.model.nq]
+        return self._states(states)[..., : self.model.nq]
 
     def qvel(self, states: np.ndarray) -> np.ndarray:
         """Generalised velocities (..., nv) sliced out of state vectors (..., state_dim)."""
         nq = self.model.nq
-        return np.asarray(states)[..., nq : nq + self.model.nv]
+        return self._states(states)[..., nq : nq + self.model.nv]
 
     def make_state(self, qpos: np.ndarray, qvel: np.ndarray | None = None) -> np.ndarray:
         """State vector (state_dim,) at rest (or with qvel) at ``qpos``; used to build starts and goals."""
@@ -194,12 +207,15 @@ class MujocoGoalEnv(gymnasium.Env, abc.ABC):
     def _get_renderer(self) -> mujoco.Renderer:
         """The single offscreen renderer, created on first use with shadows/reflections/skybox off."""
         if self._renderer is None:
-            if "MUJOCO_GL" not in os.environ:
+            try:
+                self._renderer = mujoco.Renderer(self.model, self.image_size, self.image_size)
+            except Exception as err:  # mujoco raises FatalError/RuntimeError/ImportError by backend
                 raise RuntimeError(
-                    "MUJOCO_GL is not set; export MUJOCO_GL=egl (or osmesa) before importing mujoco "
-                    "to render headless."
-                )
-            self._renderer = mujoco.Renderer(self.model, self.image_size, self.image_size)
+                    "Could not create an offscreen OpenGL context "
+                    f"(MUJOCO_GL={os.environ.get('MUJOCO_GL')!r}): "
+                    f"{err}. Set MUJOCO_GL=egl (or osmesa) before mujoco is first imported, e.g. import envs "
+                    "before mujoco or export it in the shell."
+                ) from err
             flags = self._renderer.scene.flags
             for flag in ("mjRND_SHADOW", "mjRND_REFLECTION", "mjRND_SKYBOX", "mjRND_FOG", "mjRND_HAZE"):
                 flags[getattr(mujoco.mjtRndFlag, flag)] = 0
@@ -252,7 +268,9 @@ class MujocoGoalEnv(gymnasium.Env, abc.ABC):
         options = dict(options or {})
         unknown = set(options) - {"init_state", "goal_state"}
         if unknown:
-            raise ValueError(f"Unknown reset options {sorted(unknown)}; valid keys are 'init_state', 'goal_state'.")
+            raise ValueError(
+                f"Unknown reset options {sorted(unknown)}; valid keys are 'init_state', 'goal_state'."
+            )
         mujoco.mj_resetData(self.model, self.data)
         init = options.get("init_state")
         if init is None:
@@ -275,6 +293,9 @@ class MujocoGoalEnv(gymnasium.Env, abc.ABC):
             raise ValueError(f"action {act} contains NaN or inf; pass finite values in [-1, 1].")
         np.clip(act, -1.0, 1.0, out=self.data.ctrl)
         mujoco.mj_step(self.model, self.data, nstep=self._nstep)
+        # mj_step leaves position-derived quantities (geom poses, contacts) one physics step behind qpos;
+        # recompute them so pixels match the state. The warm start is untouched: dynamics are unchanged.
+        mujoco.mj_forward(self.model, self.data)
         info = self.get_info()
         terminated = self.terminate_on_success and info["success"]
         return self.get_obs(), -info["distance"], terminated, False, info

@@ -18,7 +18,14 @@ class ReacherEnv(MujocoGoalEnv):
 
     xml_file = "reacher.xml"
     substeps = 5  # 0.01 s physics steps -> 0.05 s control steps
-    task_coord_names = ("cos_shoulder", "sin_shoulder", "cos_elbow", "sin_elbow", "fingertip_x", "fingertip_y")
+    task_coord_names = (
+        "cos_shoulder",
+        "sin_shoulder",
+        "cos_elbow",
+        "sin_elbow",
+        "fingertip_x",
+        "fingertip_y",
+    )
 
     def __init__(
         self,
@@ -81,8 +88,15 @@ class ReacherEnv(MujocoGoalEnv):
         """cos/sin of both joints and fingertip xy (..., 6)."""
         q = self.qpos(states)
         tip = self.fingertip_xy(states)
-        return np.concatenate([np.stack([np.cos(q[..., 0]), np.sin(q[..., 0]), np.cos(q[..., 1]),
-                                         np.sin(q[..., 1])], axis=-1), tip], axis=-1)
+        return np.concatenate(
+            [
+                np.stack(
+                    [np.cos(q[..., 0]), np.sin(q[..., 0]), np.cos(q[..., 1]), np.sin(q[..., 1])], axis=-1
+                ),
+                tip,
+            ],
+            axis=-1,
+        )
 
     def goal_distance(self, states: np.ndarray, goal_state: np.ndarray) -> np.ndarray:
         """Joint-space L2 distance (...,) in radians, wrapping the shoulder angle."""

@@ -46,7 +46,7 @@ class TwoRoomEnv(MujocoGoalEnv):
         """Agent position and velocity (4,) float32."""
         return np.concatenate([data.qpos, data.qvel]).astype(np.float32)
 
-    def _sample_position(self, rng: np.random.Generator, room: int | None) -> np.ndarray:
+    def sample_position(self, rng: np.random.Generator, room: int | None = None) -> np.ndarray:
         """Collision-free agent position (2,) in room -1 (x < 0), +1 (x > 0) or anywhere (None)."""
         lo_x = self.wall_half_thickness + self.agent_radius + 0.02
         hi = self.arena_half - self.agent_radius - 0.02
@@ -55,7 +55,9 @@ class TwoRoomEnv(MujocoGoalEnv):
             xy = np.array([side * rng.uniform(lo_x, hi), rng.uniform(-hi, hi)])
             if not self._in_collision(self.make_state(xy)):
                 return xy
-        raise RuntimeError("Could not sample a free TwoRoom position; check the arena geometry in tworoom.xml.")
+        raise RuntimeError(
+            "Could not sample a free TwoRoom position; check the arena geometry in tworoom.xml."
+        )
 
     def room_of(self, xy: np.ndarray) -> np.ndarray:
         """Room index (...,) of positions (..., 2): -1 left of the dividing wall, +1 right of it."""
@@ -63,7 +65,7 @@ class TwoRoomEnv(MujocoGoalEnv):
 
     def _sample_init_state(self, rng: np.random.Generator) -> np.ndarray:
         """Agent at rest anywhere in either room."""
-        return self.make_state(self._sample_position(rng, None))
+        return self.make_state(self.sample_position(rng, None))
 
     def sample_goal(self, rng: np.random.Generator) -> np.ndarray:
         """Goal position at rest, in the other room with probability goal_other_room_prob."""
@@ -71,7 +73,7 @@ class TwoRoomEnv(MujocoGoalEnv):
         other = rng.random() < self.goal_other_room_prob
         room = -int(self.room_of(here)) if other else None
         for _ in range(100):
-            xy = self._sample_position(rng, room)
+            xy = self.sample_position(rng, room)
             if np.linalg.norm(xy - here) > 2.0 * self.success_threshold:
                 return self.make_state(xy)
         raise RuntimeError("Could not sample a TwoRoom goal away from the start; lower success_radius.")

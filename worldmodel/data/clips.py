@@ -42,7 +42,9 @@ class ClipDataset(Dataset):
       episode int64 (), start int64 () (frame index of the clip's first frame within its episode)
 
     Safe with DataLoader workers: each process opens its own HDF5 handle. ``in_memory=True`` loads
-    the columns once (fastest for datasets that fit in RAM).
+    every column once (fastest for datasets that fit in RAM); otherwise the small columns (actions,
+    proprio, state: a few hundred bytes per frame) are still held in memory and only pixels are read
+    from disk, one HDF5 read per clip.
     """
 
     def __init__(
@@ -103,10 +105,9 @@ class ClipDataset(Dataset):
             "image_shape": self.file.image_shape,
             "frameskip": self.frameskip,
         }
-        self._cache: dict[str, np.ndarray] | None = None
-        if in_memory:
-            n = self.file.num_frames
-            self._cache = {k: self.file.read(k, 0, n) for k in ("pixels", "actions", "proprio", "state")}
+        n = self.file.num_frames
+        keys = ("pixels", "actions", "proprio", "state") if in_memory else ("actions", "proprio", "state")
+        self._cache: dict[str, np.ndarray] = {k: self.file.read(k, 0, n) for k in keys}
 
     def __len__(self) -> int:
         return int(self._offsets[-1])
@@ -119,7 +120,7 @@ class ClipDataset(Dataset):
         return int(self.episode_ids[j]), int(index - self._offsets[j])
 
     def _read(self, key: str, start: int, stop: int) -> np.ndarray:
-        if self._cache is not None:
+        if key in self._cache:
             return self._cache[key][start:stop]
         return self.file.read(key, start, stop)
 

@@ -1,0 +1,358 @@
+"""Frozen-encoder embedding cache: encode a trajectory file once, reuse it while encoder, data and pooling match.
+
+Shape letters: F frames in the file, B batch, T time, N latent tokens per frame, D latent dim, A action dim,
+P proprio dim, E episodes.
+
+Per-frame embeddings: every frame is encoded alone with ``VideoViT.embed_image`` (the frame repeated to fill one
+tubelet, as V-JEPA 2-AC does), so each stored latent depends on that frame only. This costs tubelet_t times the
+encoder compute of encoding whole clips, but any single observation (a live camera frame, a goal image) maps to
+the same latent the predictor was trained on.
+
+The cache is one HDF5 file written by atomic rename. Its ``key`` attribute records the encoder checkpoint's
+SHA-256, the data file's identity (size, mtime and a hash of its episode index and attributes), the pooling and
+the storage dtype; ``ensure_cache`` reuses a cache whose key matches and rebuilds it otherwise.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import h5py
+import numpy as np
+import torch
+from torch import Tensor
+
+from worldmodel.data.clips import Split, split_episodes
+from worldmodel.data.reader import TrajectoryFile
+from worldmodel.data.schema import DatasetError
+from worldmodel.models.vit import VideoViT, load_encoder, pool_tokens
+
+CACHE_FORMAT = 1
+"""Bumped when the cache layout changes; an older cache is rebuilt."""
+
+
+# --------------------------------------------------------------------------------------------- pooling
+def parse_pool(pool: str | int | None) -> tuple[int, int] | None | str:
+    """Validate a pooling spec: "none" (all patches) -> "none", "mean" -> None (1 token), "GxG" or G -> (G, G)."""
+    if pool is None or (isinstance(pool, str) and pool.lower() == "mean"):
+        return None
+    if isinstance(pool, str) and pool.lower() in ("none", "patch", "patches"):
+        return "none"
+    if isinstance(pool, int) and not isinstance(pool, bool):
+        return (pool, pool) if pool > 0 else _bad_pool(pool)
+    if isinstance(pool, str):
+        parts = pool.lower().split("x")
+        if len(parts) == 2 and all(p.isdigit() and int(p) > 0 for p in parts):
+            return int(parts[0]), int(parts[1])
+        if pool.isdigit() and int(pool) > 0:
+            return int(pool), int(pool)
+    return _bad_pool(pool)
+
+
+def _bad_pool(pool: Any) -> Any:
+    """Raise the one error message for an invalid pooling spec."""
+    raise ValueError(f"pool={pool!r} is not a pooling setting; use 'none' (all patch tokens), 'mean' (one token) "
+                     "or 'GxG' such as '2x2' (average to a G x G grid)")
+
+
+def pool_name(pool: str | int | None) -> str:
+    """Canonical spelling of a pooling spec ("none", "mean" or "GxG"), used in cache keys and checkpoints."""
+    p = parse_pool(pool)
+    if p is None:
+        return "mean"
+    if p == "none":
+        return "none"
+    return f"{p[0]}x{p[1]}"
+
+
+def num_pooled_tokens(pool: str | int | None, patch_grid: tuple[int, int]) -> int:
+    """Latent tokens per frame N after pooling a (H', W') patch grid."""
+    p = parse_pool(pool)
+    if p is None:
+        return 1
+    if p == "none":
+        return patch_grid[0] * patch_grid[1]
+    if p[0] > patch_grid[0] or p[1] > patch_grid[1]:
+        raise ValueError(f"pool grid {p} is larger than the encoder's patch grid {patch_grid}; pick a smaller grid")
+    return p[0] * p[1]
+
+
+@torch.no_grad()
+def encode_frames(encoder: VideoViT, frames: Tensor, pool: str | int | None) -> Tensor:
+    """Encode single frames with the frozen encoder and pool: (F, 3, H, W) uint8 -> (F, N, D) float32."""
+    if frames.ndim != 4 or frames.shape[1] != 3:
+        raise ValueError(f"expected frames (F, 3, H, W), got {tuple(frames.shape)}")
+    tokens = encoder.embed_image(frames)  # (F, H'*W', D)
+    p = parse_pool(pool)
+    if p == "none":
+        return tokens.float()
+    hw = (frames.shape[2] // encoder.cfg.patch, frames.shape[3] // encoder.cfg.patch)
+    return pool_tokens(tokens, grid=p, hw=hw).float()  # (F, N, D)
+
+
+# --------------------------------------------------------------------------------------------- keys
+def file_sha256(path: str | Path, block: int = 1 << 20) -> str:
+    """SHA-256 of a file's bytes (the encoder checkpoint's identity)."""
+    h = hashlib.sha256()
+    with Path(path).open("rb") as f:
+        for chunk in iter(lambda: f.read(block), b""):
+            h.update(chunk)
+    return h.hexdigest()
+
+
+def data_fingerprint(path: str | Path) -> dict[str, Any]:
+    """Identity of a trajectory file: size, mtime_ns and a hash of its episode index and attributes."""
+    path = Path(path)
+    tf = TrajectoryFile(path)
+    st = path.stat()
+    h = hashlib.sha256()
+    for arr in (tf.episode_starts, tf.episode_lengths, tf.episode_seeds):
+        h.update(np.ascontiguousarray(arr, dtype=np.int64).tobytes())
+    h.update(json.dumps(_meta_dict(tf), sort_keys=True).encode())
+    tf.close()
+    return {"size": int(st.st_size), "mtime_ns": int(st.st_mtime_ns), "index_sha256": h.hexdigest()}
+
+
+def _meta_dict(tf: TrajectoryFile) -> dict[str, Any]:
+    """JSON-able file attributes that define the data."""
+    m = tf.meta
+    return {"env_id": m.env_id, "env_kwargs": m.env_kwargs, "action_low": m.action_low.tolist(),
+            "action_high": m.action_high.tolist(), "control_dt": m.control_dt, "policy": m.policy, "seed": m.seed,
+            "schema_version": m.schema_version}
+
+
+def cache_key(encoder_path: str | Path, data_path: str | Path, pool: str | int | None, dtype: str) -> dict[str, Any]:
+    """Everything a cache depends on; two caches are interchangeable exactly when their keys are equal."""
+    return {"format": CACHE_FORMAT, "encoder_sha256": file_sha256(encoder_path), "data": data_fingerprint(data_path),
+            "pool": pool_name(pool), "dtype": dtype}
+
+
+def default_cache_path(data_path: str | Path, encoder_path: str | Path, pool: str | int | None) -> Path:
+    """<data dir>/.embed_cache/<data stem>.<encoder parent/stem>.<pool>.h5 (the key decides validity, not the name)."""
+    data_path, encoder_path = Path(data_path), Path(encoder_path)
+    tag = hashlib.sha256(str(encoder_path.resolve()).encode()).hexdigest()[:8]
+    return data_path.parent / ".embed_cache" / f"{data_path.stem}.{encoder_path.stem}-{tag}.{pool_name(pool)}.h5"
+
+
+def read_cache_key(path: str | Path) -> dict[str, Any] | None:
+    """The key stored in a cache file, or None if the file is missing or unreadable (then it gets rebuilt)."""
+    path = Path(path)
+    if not path.is_file():
+        return None
+    try:
+        with h5py.File(path, "r") as f:
+            return json.loads(f.attrs["key"])
+    except (OSError, KeyError, ValueError):
+        return None
+
+
+def describe_key_change(old: dict[str, Any] | None, new: dict[str, Any]) -> str:
+    """Human-readable reason a cache is rebuilt (which part of the key changed)."""
+    if old is None:
+        return "no valid cache"
+    changed = [k for k in new if old.get(k) != new.get(k)]
+    return "changed: " + ", ".join(changed) if changed else "unchanged"
+
+
+# --------------------------------------------------------------------------------------------- building
+@dataclass(frozen=True)
+class CacheInfo:
+    """Result of ensure_cache: where the cache is, whether it was (re)built now, and why."""
+
+    path: Path
+    rebuilt: bool
+    reason: str
+    key: dict[str, Any]
+
+
+def ensure_cache(
+    data_path: str | Path,
+    encoder_path: str | Path,
+    pool: str | int | None,
+    device: str | torch.device,
+    cache_path: str | Path | None = None,
+    batch_frames: int = 256,
+    dtype: str = "float32",
+    rebuild: bool = False,
+    progress: bool = True,
+) -> CacheInfo:
+    """Return a valid embedding cache for (data, encoder, pool), building it (atomically) only when needed."""
+    if dtype not in ("float32", "float16"):
+        raise ValueError(f"cache dtype {dtype!r} unsupported; use float32 or float16")
+    if not Path(encoder_path).is_file():
+        raise FileNotFoundError(f"encoder checkpoint not found: {encoder_path} (export one with scripts/pretrain.py)")
+    parse_pool(pool)
+    path = Path(cache_path) if cache_path else default_cache_path(data_path, encoder_path, pool)
+    key = cache_key(encoder_path, data_path, pool, dtype)
+    old = read_cache_key(path)
+    if old == key and not rebuild:
+        return CacheInfo(path, False, "unchanged", key)
+    reason = "rebuild requested" if old == key else describe_key_change(old, key)
+    encoder = load_encoder(encoder_path, device)
+    build_cache(data_path, encoder, pool, path, key, batch_frames=batch_frames, dtype=dtype, progress=progress)
+    return CacheInfo(path, True, reason, key)
+
+
+def build_cache(
+    data_path: str | Path,
+    encoder: VideoViT,
+    pool: str | int | None,
+    out: str | Path,
+    key: dict[str, Any],
+    batch_frames: int = 256,
+    dtype: str = "float32",
+    progress: bool = True,
+) -> Path:
+    """Encode every frame of a trajectory file in batches into a new cache file, renamed into place at the end."""
+    out = Path(out)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    tf = TrajectoryFile(data_path)
+    n_frames = tf.num_frames
+    h, w, _ = tf.image_shape
+    device = next(encoder.parameters()).device
+    n_tok = num_pooled_tokens(pool, (h // encoder.cfg.patch, w // encoder.cfg.patch))
+    tmp = out.with_name(f".{out.name}.tmp-{os.getpid()}")
+    bar = None
+    if progress:
+        from tqdm import tqdm
+
+        bar = tqdm(total=n_frames, desc=f"encode {Path(data_path).name}", unit="frame", dynamic_ncols=True)
+    try:
+        with h5py.File(tmp, "w") as f:
+            lat = f.create_dataset("latents", shape=(n_frames, n_tok, encoder.dim), dtype=dtype,
+                                   chunks=(min(256, n_frames), n_tok, encoder.dim))
+            for s in range(0, n_frames, batch_frames):
+                e = min(s + batch_frames, n_frames)
+                px = torch.from_numpy(tf.read("pixels", s, e)).to(device).permute(0, 3, 1, 2)  # (b, 3, H, W)
+                lat[s:e] = encode_frames(encoder, px, pool).cpu().numpy().astype(dtype)  # (b, N, D)
+                if bar is not None:
+                    bar.update(e - s)
+            f.create_dataset("actions", data=tf.read("actions", 0, n_frames).astype(np.float32))  # (F, A)
+            f.create_dataset("proprio", data=tf.read("proprio", 0, n_frames).astype(np.float32))  # (F, P)
+            f.create_dataset("episode_starts", data=tf.episode_starts)
+            f.create_dataset("episode_lengths", data=tf.episode_lengths)
+            f.attrs["key"] = json.dumps(key, sort_keys=True)
+            f.attrs["meta"] = json.dumps(_meta_dict(tf), sort_keys=True)
+            f.attrs["data_path"] = str(Path(data_path).resolve())
+            f.attrs["encoder_config"] = json.dumps(encoder.cfg.to_dict(), sort_keys=True)
+        os.replace(tmp, out)
+    except BaseException:
+        tmp.unlink(missing_ok=True)
+        raise
+    finally:
+        if bar is not None:
+            bar.close()
+        tf.close()
+    return out
+
+
+# --------------------------------------------------------------------------------------------- reading
+class EmbeddingCache:
+    """A cache file loaded into memory: latents (F, N, D), actions (F, A), proprio (F, P), episode index."""
+
+    def __init__(self, path: str | Path) -> None:
+        self.path = Path(path)
+        if not self.path.is_file():
+            raise DatasetError(self.path, "embedding cache not found", "build it with worldmodel.data.embed_cache.ensure_cache")
+        try:
+            with h5py.File(self.path, "r") as f:
+                self.key = json.loads(f.attrs["key"])
+                self.meta = json.loads(f.attrs["meta"])
+                self.encoder_config = json.loads(f.attrs["encoder_config"])
+                self.latents = np.asarray(f["latents"][:], dtype=np.float32)  # (F, N, D)
+                self.actions = np.asarray(f["actions"][:], dtype=np.float32)  # (F, A)
+                self.proprio = np.asarray(f["proprio"][:], dtype=np.float32)  # (F, P)
+                self.episode_starts = np.asarray(f["episode_starts"][:], dtype=np.int64)  # (E,)
+                self.episode_lengths = np.asarray(f["episode_lengths"][:], dtype=np.int64)  # (E,)
+        except (OSError, KeyError, ValueError) as exc:
+            raise DatasetError(self.path, f"unreadable embedding cache ({exc})", "delete it; it is rebuilt on next use") from exc
+        if self.key.get("format") != CACHE_FORMAT:
+            raise DatasetError(self.path, f"cache format {self.key.get('format')} != {CACHE_FORMAT}", "delete it to rebuild")
+
+    @property
+    def num_episodes(self) -> int:
+        """Episodes E in the cached file."""
+        return len(self.episode_starts)
+
+    @property
+    def latent_shape(self) -> tuple[int, int]:
+        """(N, D) of one frame's latents."""
+        return self.latents.shape[1], self.latents.shape[2]
+
+    @property
+    def pool(self) -> str:
+        """Pooling the cache was built with."""
+        return str(self.key["pool"])
+
+
+class LatentClipDataset(torch.utils.data.Dataset):
+    """Clips over an EmbeddingCache, split by episode exactly like ClipDataset (same seed -> same held-out episodes).
+
+    Item: latents (T, N, D), actions (T-1, frameskip*A), proprio (T, P), episode (), start ().
+    ``batch(indices)`` gathers many clips with one vectorised index (no per-clip Python loop).
+    """
+
+    def __init__(
+        self,
+        cache: EmbeddingCache,
+        clip_len: int,
+        frameskip: int = 1,
+        split: Split = "train",
+        val_fraction: float = 0.1,
+        seed: int = 0,
+    ) -> None:
+        if clip_len < 2 or frameskip < 1:
+            raise ValueError(f"clip_len must be >= 2 and frameskip >= 1, got {clip_len}, {frameskip}")
+        self.cache, self.clip_len, self.frameskip = cache, int(clip_len), int(frameskip)
+        train_ids, val_ids = split_episodes(cache.num_episodes, val_fraction, seed)
+        ids = {"train": train_ids, "val": val_ids, "all": np.arange(cache.num_episodes)}.get(split)
+        if ids is None:
+            raise ValueError(f"split must be 'train', 'val' or 'all', got {split!r}")
+        self.span = (self.clip_len - 1) * self.frameskip + 1
+        counts = np.maximum(cache.episode_lengths[ids] - self.span + 1, 0)  # valid starts per episode
+        if len(ids) == 0 or counts.sum() == 0:
+            raise DatasetError(cache.path, f"split {split!r} has no clip of {self.span} frames "
+                               f"(clip_len={clip_len}, frameskip={frameskip})",
+                               "use a shorter clip_len/frameskip, a smaller val_fraction, or more/longer episodes")
+        self.episode_ids = ids[counts > 0]
+        counts = counts[counts > 0]
+        ep_rep = np.repeat(self.episode_ids, counts)  # (C,) episode of each clip
+        first = np.repeat(np.cumsum(counts) - counts, counts)
+        self.clip_episode = ep_rep
+        self.clip_start = np.arange(int(counts.sum())) - first  # (C,) start within its episode
+        self.clip_global = cache.episode_starts[ep_rep] + self.clip_start  # (C,) global first frame
+        self.frame_ids = self.episode_frames()
+
+    def episode_frames(self) -> np.ndarray:
+        """Global frame indices of every frame of this split's episodes (for statistics)."""
+        return np.concatenate([np.arange(s, s + n) for s, n in zip(self.cache.episode_starts[self.episode_ids],
+                                                                      self.cache.episode_lengths[self.episode_ids])])
+
+    def __len__(self) -> int:
+        return len(self.clip_global)
+
+    def batch(self, indices: np.ndarray | list[int]) -> dict[str, Tensor]:
+        """Gather clips: latents (B, T, N, D), actions (B, T-1, k*A), proprio (B, T, P), episode (B,), start (B,)."""
+        idx = np.asarray(indices, dtype=np.int64)
+        g = self.clip_global[idx]  # (B,)
+        k, t = self.frameskip, self.clip_len
+        frames = g[:, None] + np.arange(t)[None, :] * k  # (B, T)
+        act_rows = g[:, None] + np.arange((t - 1) * k)[None, :]  # (B, (T-1)*k)
+        acts = self.cache.actions[act_rows].reshape(len(idx), t - 1, -1)  # (B, T-1, k*A)
+        return {
+            "latents": torch.from_numpy(self.cache.latents[frames]),  # (B, T, N, D)
+            "actions": torch.from_numpy(acts),
+            "proprio": torch.from_numpy(self.cache.proprio[frames]),  # (B, T, P)
+            "episode": torch.from_numpy(self.clip_episode[idx]),
+            "start": torch.from_numpy(self.clip_start[idx]),
+        }
+
+    def __getitem__(self, index: int) -> dict[str, Tensor]:
+        if not 0 <= index < len(self):
+            raise IndexError(f"clip index {index} out of range [0, {len(self)})")
+        return {k: v[0] for k, v in self.batch([index]).items()}
