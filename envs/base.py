@@ -177,6 +177,12 @@ class MujocoGoalEnv(gymnasium.Env, abc.ABC):
         mujoco.mj_setState(self.model, self.data, self._check_state(state), STATE_SIGNATURE)
         mujoco.mj_forward(self.model, self.data)
 
+    def batch_simulator(self, threads: int | None = None) -> Any:
+        """A BatchSimulator rolling (N, H, A) action sequences from (N, Ds) states with this env's dynamics."""
+        from envs.simulate import BatchSimulator
+
+        return BatchSimulator(self.model, STATE_SIGNATURE, self._nstep, threads)
+
     def _in_collision(self, state: np.ndarray) -> bool:
         """Whether ``state`` has any active contact (used to reject overlapping starts and goals)."""
         mujoco.mj_setState(self.model, self._scratch, self._check_state(state), STATE_SIGNATURE)

@@ -1,0 +1,146 @@
+"""Evaluate world models and baselines in one harness and write summary.json, plots and videos."""
+
+from __future__ import annotations
+
+import json
+import os
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+
+from worldmodel.eval.agents import LatentPlanningAgent, OracleAgent, RandomAgent
+from worldmodel.eval.closed_loop import EvalSettings, run_closed_loop, summarize
+from worldmodel.eval.episodes import dataset_episode_specs, env_episode_specs
+
+
+def resolve_device(name: str) -> torch.device:
+    """'auto' picks CUDA when available; anything else is passed to torch.device."""
+    if name == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    return torch.device(name)
+
+
+def build_planner(planner_cfg: dict[str, Any], low: torch.Tensor, high: torch.Tensor, device: torch.device,
+                  seed: int, **overrides: Any) -> Any:
+    """Instantiate a planner config (``_target_``) with bounds, device and seed filled in."""
+    from hydra.utils import instantiate
+
+    cfg = {k: v for k, v in planner_cfg.items()}
+    cfg.update(action_low=low.to(device), action_high=high.to(device), device=str(device), seed=seed, **overrides)
+    return instantiate(cfg, _convert_="all")
+
+
+def evaluate(cfg: dict[str, Any], progress: bool = True) -> dict[str, Any]:
+    """Run every configured method on the same episodes; returns the summary written to summary.json."""
+    from worldmodel.eval.media import plot_distance_curves, plot_success
+    from worldmodel.world_model import WorldModel
+
+    device = resolve_device(cfg.get("device", "auto"))
+    env_id, env_kwargs = cfg["env"]["id"], dict(cfg["env"].get("kwargs") or {})
+    env_kwargs.pop("max_episode_steps", None)
+    out = Path(cfg["out_dir"])
+    out.mkdir(parents=True, exist_ok=True)
+    seed = int(cfg.get("seed", 0))
+    goals = cfg.get("goals", {}) or {}
+    if goals.get("source", "env") == "dataset":
+        if not goals.get("dataset"):
+            raise ValueError("goals.source=dataset needs goals.dataset=<trajectory .h5>")
+        specs = dataset_episode_specs(goals["dataset"], int(cfg["episodes"]), int(goals.get("offset", 25)), seed)
+    elif goals.get("source", "env") == "env":
+        specs = env_episode_specs(int(cfg["episodes"]), seed)
+    else:
+        raise ValueError(f"goals.source must be 'env' or 'dataset', got {goals.get('source')!r}")
+    settings = EvalSettings(**cfg.get("eval", {}))
+    agent_cfg = cfg.get("agent", {}) or {}
+    planner_cfg = dict(cfg["planner"])
+
+    import gymnasium
+
+    import envs  # noqa: F401
+
+    probe = gymnasium.make(env_id, disable_env_checker=True, **env_kwargs)
+    low = torch.as_tensor(probe.action_space.low, dtype=torch.float32)
+    high = torch.as_tensor(probe.action_space.high, dtype=torch.float32)
+    proprio_dim = int(probe.unwrapped.proprio_dim)
+    threshold = float(probe.unwrapped.success_threshold)
+    probe.close()
+
+    header = {"seed": seed, "goals": goals, "planner": planner_cfg, "agent": agent_cfg, "device": str(device)}
+    results: dict[str, list[dict[str, Any]]] = {}
+    frameskip = 1
+    for name, path in (cfg.get("world_models") or {}).items():
+        if not Path(path).exists():
+            raise FileNotFoundError(f"world model {name!r}: {path} not found; train one with scripts/train_predictor.py")
+        wm = WorldModel.load(path, device)
+        wm.check_compatible(int(low.numel()), proprio_dim, env_id=env_id)
+        trained_kwargs = (wm.meta or {}).get("env_kwargs") or {}
+        for key in ("image_size", "action_repeat"):
+            if key in trained_kwargs and key in env_kwargs and trained_kwargs[key] != env_kwargs[key]:
+                raise ValueError(f"world model {name!r} was trained with {key}={trained_kwargs[key]} but the env "
+                                 f"uses {key}={env_kwargs[key]}; set env.kwargs.{key}={trained_kwargs[key]}")
+        frameskip = wm.frameskip
+        planner = build_planner(planner_cfg, wm.action_low, wm.action_high, device, seed)
+        agent = LatentPlanningAgent(wm, planner, execute_steps=int(agent_cfg.get("execute_steps", 1)),
+                                    cost_kind=agent_cfg.get("cost_kind", "l1"),
+                                    cost_steps=agent_cfg.get("cost_steps", "last"),
+                                    context_frames=int(agent_cfg.get("context_frames", 1)))
+        results[name] = run_closed_loop(agent, env_id, env_kwargs, specs, settings, out, name,
+                                        header_extra={**header, "world_model": str(path)}, progress=progress)
+    for method in cfg.get("methods", []) or []:
+        if method == "random":
+            agent = RandomAgent(low.numpy(), high.numpy(), seed=seed)
+        elif method == "oracle":
+            ocfg = cfg.get("oracle", {}) or {}
+            over: dict[str, Any] = {"horizon": int(planner_cfg["horizon"]) * frameskip}
+            if ocfg.get("num_samples"):
+                over["num_samples"] = int(ocfg["num_samples"])
+            planner = build_planner(planner_cfg, low, high, torch.device("cpu"), seed, **over)
+            agent = OracleAgent(planner, execute_steps=int(agent_cfg.get("execute_steps", 1)) * frameskip,
+                                cost_steps=ocfg.get("cost_steps", "all"))
+        else:
+            raise ValueError(f"unknown method {method!r}; methods are random and oracle (world models go in "
+                             "world_models.<name>=<path>)")
+        results[method] = run_closed_loop(agent, env_id, env_kwargs, specs, settings, out, method,
+                                          header_extra=header, progress=progress)
+    summaries = {name: summarize(recs) for name, recs in results.items()}
+    if "random" in summaries and "oracle" in summaries:
+        floor, ceil = summaries["random"]["success_rate"], summaries["oracle"]["success_rate"]
+        for s in summaries.values():
+            s["normalized_success"] = (s["success_rate"] - floor) / (ceil - floor) if ceil > floor else None
+    title = f"{env_id} · {planner_cfg['_target_'].rsplit('.', 1)[-1]} · {len(specs)} episodes"
+    if summaries:
+        plot_success(summaries, out / "success.png", title)
+        plot_distance_curves(results, out / "distance.png", threshold, title)
+    summary = {"env_id": env_id, "env_kwargs": env_kwargs, "episodes": len(specs), "settings": settings.__dict__,
+               "planner": planner_cfg, "agent": agent_cfg, "device": str(device), "threads": torch.get_num_threads(),
+               "success_threshold": threshold, "methods": summaries,
+               "videos": sorted(p.name for p in out.glob("video_*.mp4"))}
+    tmp = out / f".summary.json.{os.getpid()}"
+    tmp.write_text(json.dumps(summary, indent=2, default=_json_default))
+    os.replace(tmp, out / "summary.json")
+    return summary
+
+
+def _json_default(x: Any) -> Any:
+    if isinstance(x, (np.floating, np.integer)):
+        return x.item()
+    if isinstance(x, torch.Tensor):
+        return x.tolist()
+    return str(x)
+
+
+def format_table(summary: dict[str, Any]) -> str:
+    """Markdown table of the methods' success (with CI), reach rate, distances and latency."""
+    rows = ["| method | success | 95% CI | reached | final dist | steps to success | plan latency (s) |",
+            "|---|---|---|---|---|---|---|"]
+    for name, s in summary["methods"].items():
+        lat = s["plan_latency_s"]["mean"]
+        steps = s["mean_steps_to_success"]
+        rows.append(
+            f"| {name} | {s['success_rate']:.0%} | {s['success_ci95'][0]:.0%}-{s['success_ci95'][1]:.0%} | "
+            f"{s['reached_rate']:.0%} | {s['final_distance_mean']:.3f} | "
+            f"{'-' if steps is None else f'{steps:.1f}'} | {'-' if lat is None else f'{lat:.3f}'} |"
+        )
+    return "\n".join(rows)
