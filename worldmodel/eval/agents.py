@@ -22,8 +22,8 @@ class Agent(Protocol):
 
     name: str
 
-    def reset(self, batch: EnvBatch) -> None:
-        """Start new episodes (goals are known from ``batch``)."""
+    def reset(self, batch: EnvBatch, seed: int) -> None:
+        """Start new episodes (goals are known from ``batch``); ``seed`` makes the wave reproducible."""
 
     def act(self, batch: EnvBatch) -> np.ndarray:
         """(B, k, A_env) env actions to execute before the next call."""
@@ -38,8 +38,9 @@ class RandomAgent:
         self.low, self.high, self.chunk = low, high, int(chunk)
         self.rng = np.random.default_rng(seed)
 
-    def reset(self, batch: EnvBatch) -> None:
-        """Nothing to prepare."""
+    def reset(self, batch: EnvBatch, seed: int) -> None:
+        """Re-seed, so a resumed evaluation repeats exactly what an uninterrupted one does."""
+        self.rng = np.random.default_rng(seed)
 
     def act(self, batch: EnvBatch) -> np.ndarray:
         """(B, chunk, A) uniform samples."""
@@ -82,8 +83,9 @@ class LatentPlanningAgent:
         pr = None if proprio is None else torch.from_numpy(np.asarray(proprio, dtype=np.float32))
         return self.wm.encode(px, pr)
 
-    def reset(self, batch: EnvBatch) -> None:
-        """Encode the goal images and forget the warm start and the context."""
+    def reset(self, batch: EnvBatch, seed: int) -> None:
+        """Encode the goal images, re-seed the planner, forget the warm start and the context."""
+        self.planner.reseed(seed)
         self.controller = RecedingHorizonController(self.planner, batch.num_envs, self.execute_steps)
         goal_proprio = None  # goals are images; their proprio is not observed
         self.goal = self._encode(batch.goal_pixels(), goal_proprio)["latents"]
@@ -132,8 +134,9 @@ class OracleAgent:
         self.controller: RecedingHorizonController | None = None
         self.sim: Any = None
 
-    def reset(self, batch: EnvBatch) -> None:
-        """Build the batched simulator and a fresh controller."""
+    def reset(self, batch: EnvBatch, seed: int) -> None:
+        """Build the batched simulator, re-seed the planner, start a fresh controller."""
+        self.planner.reseed(seed)
         self.controller = RecedingHorizonController(self.planner, batch.num_envs, self.execute_steps)
         if self.sim is None:
             self.sim = batch.base[0].batch_simulator()

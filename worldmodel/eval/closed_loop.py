@@ -164,7 +164,7 @@ def _run_wave(
     """Run one wave of up to B episodes to the step budget; returns their records."""
     n = len(wave)
     batch.reset(wave)
-    agent.reset(batch)
+    agent.reset(batch, seed=wave[0].seed)
     goal_px = batch.goal_pixels() if video is not None else None
     init_dist = batch.distance()[:n].copy()
     reached_at: list[int | None] = [None] * n

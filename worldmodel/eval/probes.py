@@ -1,4 +1,4 @@
-"""Representation diagnostics: collapse stats, ridge linear probes to task coords, latent-vs-true distance ranks."""
+"""Representation diagnostics: collapse stats, ridge probes to task coords, latent-vs-true distance ranks."""
 
 from __future__ import annotations
 
@@ -27,7 +27,9 @@ def effective_rank(z: Tensor) -> float:
     return float(torch.exp(-(p * p.log()).sum()))
 
 
-def collapse_stats(tokens: Tensor, max_tokens: int = 1024, g: torch.Generator | None = None) -> dict[str, float]:
+def collapse_stats(
+    tokens: Tensor, max_tokens: int = 1024, g: torch.Generator | None = None
+) -> dict[str, float]:
     """Spread of clip-mean and token embeddings: tokens (B, N, D) -> std/effective-rank dict."""
     clip = tokens.float().mean(1)  # (B, D)
     tok = tokens.float().reshape(-1, tokens.shape[-1])  # (B*N, D)
@@ -118,6 +120,45 @@ def spearman(a: Tensor | np.ndarray, b: Tensor | np.ndarray) -> float:
     return float(np.corrcoef(ra, rb)[0, 1])
 
 
+def pair_rank_correlation(
+    emb: Tensor,
+    i: Tensor,
+    j: Tensor,
+    true: Tensor,
+    success_radius: float | None = None,
+    near_factor: float = 2.0,
+    max_pairs: int = 20000,
+) -> dict[str, float]:
+    """Spearman of latent L1 (mean |e_i - e_j|) vs true distance over pairs, all and near (< f*radius)."""
+
+    def latent(ii: Tensor, jj: Tensor) -> Tensor:
+        """Mean absolute latent difference per pair (what an L1 planning cost measures)."""
+        parts = [
+            (emb[a].float() - emb[b].float()).abs().mean(-1) for a, b in zip(ii.split(4096), jj.split(4096))
+        ]
+        return torch.cat(parts) if parts else torch.zeros(0)
+
+    out = {
+        "spearman_all": spearman(latent(i[:max_pairs], j[:max_pairs]), true[:max_pairs]),
+        "pairs_all": float(min(max_pairs, i.numel())),
+    }
+    if success_radius:
+        near = true < near_factor * success_radius
+        ni, nj, nt = i[near][:max_pairs], j[near][:max_pairs], true[near][:max_pairs]
+        out["spearman_near"] = spearman(latent(ni, nj), nt) if ni.numel() >= 10 else float("nan")
+        out["pairs_near"] = float(ni.numel())
+    return out
+
+
+def random_pairs(m: int, count: int, seed: int = 0) -> tuple[Tensor, Tensor]:
+    """`count` random index pairs (i != j) over m items."""
+    g = torch.Generator().manual_seed(seed)
+    i = torch.randint(0, m, (count,), generator=g)
+    j = torch.randint(0, m, (count,), generator=g)
+    keep = i != j
+    return i[keep], j[keep]
+
+
 def distance_rank_correlation(
     emb: Tensor,
     coords: Tensor,
@@ -126,27 +167,28 @@ def distance_rank_correlation(
     near_factor: float = 2.0,
     seed: int = 0,
 ) -> dict[str, float]:
-    """Spearman between latent L1 and true Euclidean distance over random frame pairs, all and near ones."""
-    g = torch.Generator().manual_seed(seed)
-    m = emb.shape[0]
-    cand = num_pairs * 20 if success_radius else num_pairs
-    i = torch.randint(0, m, (cand,), generator=g)
-    j = torch.randint(0, m, (cand,), generator=g)
-    keep = i != j
-    i, j = i[keep], j[keep]
+    """Spearman between latent L1 and Euclidean distance of `coords` (M, K) over random frame pairs."""
+    i, j = random_pairs(emb.shape[0], num_pairs * 20 if success_radius else num_pairs, seed)
     true = (coords[i].double() - coords[j].double()).norm(dim=-1)  # (P,)
+    return pair_rank_correlation(emb, i, j, true, success_radius, near_factor, num_pairs)
 
-    def latent(ii: Tensor, jj: Tensor) -> Tensor:
-        """Mean absolute latent difference per pair (what an L1 planning cost measures)."""
-        return torch.cat([(emb[a].float() - emb[b].float()).abs().mean(-1) for a, b in zip(ii.split(4096), jj.split(4096))])
 
-    out = {"spearman_all": spearman(latent(i[:num_pairs], j[:num_pairs]), true[:num_pairs]), "pairs_all": float(min(num_pairs, i.numel()))}
-    if success_radius:
-        near = true < near_factor * success_radius
-        ni, nj, nt = i[near][:num_pairs], j[near][:num_pairs], true[near][:num_pairs]
-        out["spearman_near"] = spearman(latent(ni, nj), nt) if ni.numel() >= 10 else float("nan")
-        out["pairs_near"] = float(ni.numel())
-    return out
+def env_pair_distances(
+    env: Any, states: np.ndarray, num_anchors: int = 200, seed: int = 0
+) -> tuple[Tensor, Tensor, Tensor]:
+    """Exact task distances via env.goal_distance from anchor frames to all frames: (i, j, dist), shuffled."""
+    rng = np.random.default_rng(seed)
+    anchors = rng.choice(states.shape[0], size=min(num_anchors, states.shape[0]), replace=False)
+    ii, jj, dd = [], [], []
+    for a in anchors:
+        d = np.asarray(env.goal_distance(states, states[a]), dtype=np.float64)  # (M,)
+        others = np.flatnonzero(np.arange(states.shape[0]) != a)
+        ii.append(others)
+        jj.append(np.full(others.shape, a))
+        dd.append(d[others])
+    perm = rng.permutation(sum(len(x) for x in ii))
+    cat = lambda xs: torch.from_numpy(np.concatenate(xs)[perm])  # noqa: E731
+    return cat(ii).long(), cat(jj).long(), cat(dd)
 
 
 @torch.no_grad()
@@ -157,7 +199,7 @@ def encode_frames(
     batch_size: int = 128,
     device: str | torch.device = "cpu",
 ) -> dict[str, Tensor]:
-    """Embed single frames (M, 3, H, W) uint8 and pool: returns {"2x2": (M, 4*D), "mean": (M, D), ...} on CPU."""
+    """Embed single frames (M, 3, H, W) uint8 and pool: {"2x2": (M, 4*D), "mean": (M, D), ...} on CPU."""
     out: dict[str, list[Tensor]] = {grid_name(gr): [] for gr in grids}
     encoder.eval()
     for chunk in frames.split(batch_size):
@@ -183,9 +225,14 @@ def probe_encoder(
     distance_dims: Sequence[int] | None = None,
     grids: Sequence[tuple[int, int] | None] = ((2, 2), (4, 4)),
     train_groups: Tensor | None = None,
+    test_pairs: tuple[Tensor, Tensor, Tensor] | None = None,
     device: str | torch.device = "cpu",
 ) -> dict[str, Any]:
-    """All probes for one encoder: per pooling grid, linear probe + distance ranks on test, and collapse stats."""
+    """All probes for one encoder: per pooling grid, linear probe + distance ranks on test; collapse stats.
+
+    `test_pairs` = (i, j, true task distance) over test frames (e.g. from env_pair_distances); without it the
+    true distance is Euclidean over `distance_dims` of the test coords.
+    """
     e_tr = encode_frames(encoder, train_frames, grids, device=device)
     e_te = encode_frames(encoder, test_frames, grids, device=device)
     dims = list(distance_dims) if distance_dims is not None else list(range(test_coords.shape[1]))
@@ -193,14 +240,55 @@ def probe_encoder(
     for key in e_tr:
         d = e_te[key].shape[1]
         result[key] = {
-            "linear": linear_probe(e_tr[key], train_coords, e_te[key], test_coords, names, success_radius, groups_train=train_groups),
-            "distance": distance_rank_correlation(e_te[key], test_coords[:, dims], success_radius),
+            "linear": linear_probe(
+                e_tr[key],
+                train_coords,
+                e_te[key],
+                test_coords,
+                names,
+                success_radius,
+                groups_train=train_groups,
+            ),
+            "distance": (
+                pair_rank_correlation(e_te[key], *test_pairs, success_radius=success_radius)
+                if test_pairs is not None
+                else distance_rank_correlation(e_te[key], test_coords[:, dims], success_radius)
+            ),
             "feature_dim": d,
         }
     with torch.no_grad():
         tok = encoder.embed_image(test_frames[: min(256, test_frames.shape[0])].to(device))  # (m, N, D)
-    result["collapse"] = collapse_stats(tok.cpu())
+    result["collapse"] = collapse_stats(tok.cpu(), g=torch.Generator().manual_seed(0))
     return result
+
+
+def load_probe_frames(
+    path: str, split: str, max_frames: int | None = None, seed: int = 0, val_fraction: float = 0.1
+) -> dict[str, Any]:
+    """Frames of a ClipDataset split: pixels (M, 3, H, W) uint8, states (M, Ds), episodes (M,), meta."""
+    from worldmodel.data import ClipDataset
+
+    # clip_len=2 and frame 0 of each clip: every frame except each episode's last (clip_len=1 has no actions)
+    ds = ClipDataset(path, clip_len=2, split=split, val_fraction=val_fraction, seed=0, in_memory=True)
+    idx = np.arange(len(ds))
+    if max_frames is not None and len(idx) > max_frames:
+        idx = np.sort(np.random.default_rng(seed).choice(len(idx), max_frames, replace=False))
+    items = [ds[int(k)] for k in idx]
+    return {
+        "pixels": torch.stack([it["pixels"][0] for it in items]),
+        "states": torch.stack([it["state"][0] for it in items]),
+        "episodes": torch.stack([it["episode"] for it in items]),
+        "meta": ds.meta,
+    }
+
+
+def make_env(meta: Mapping[str, Any]) -> Any:
+    """The dataset's environment (unwrapped) for task coordinates, distances and success radius."""
+    import gymnasium
+
+    import envs  # noqa: F401  (registers wm/* environments)
+
+    return gymnasium.make(meta["env_id"], **dict(meta.get("env_kwargs") or {})).unwrapped
 
 
 def compare_encoders(encoders: Mapping[str, VideoViT], **probe_kwargs: Any) -> dict[str, dict[str, Any]]:

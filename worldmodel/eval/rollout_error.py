@@ -1,0 +1,145 @@
+"""Open-loop rollout error against horizon on held-out episodes, next to copy-last and mean-embedding baselines.
+
+Shape letters: W evaluation windows, C context frames, H horizon, N latent tokens, D latent dim, A actions per
+predictor step, P proprio dim, L frames of an episode.
+
+For each window the model sees C true frames (and the actions between them), then imagines H frames open-loop
+from the H logged actions. Errors are mean L1 per latent entry at each step h = 1..H, in the model's normalised
+latent space (primary) and in raw encoder units. Baselines: repeat the last context frame ("copy_last"), and the
+training-set mean latent ("mean_embedding", stored with the world model).
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+from torch import Tensor
+
+from worldmodel.data.clips import split_episodes
+from worldmodel.data.reader import TrajectoryFile
+from worldmodel.world_model import WorldModel
+
+
+def episode_windows(wm: WorldModel, tf: TrajectoryFile, episodes: np.ndarray, context: int, horizon: int,
+                    stride: int) -> dict[str, Tensor]:
+    """Encode each episode once and cut windows of C+H kept frames: latents (W, C+H, N, D) normalised,
+    actions (W, C+H-1, A) env units, proprio (W, C+H, P) normalised (or empty), episode (W,)."""
+    k = wm.frameskip
+    span = (context + horizon - 1) * k + 1  # raw frames covered by one window
+    lat, act, prop, eps = [], [], [], []
+    for e in episodes.tolist():
+        ep = tf.episode(int(e))
+        n = ep["pixels"].shape[0]
+        if n < span:
+            continue
+        px = torch.from_numpy(ep["pixels"]).permute(0, 3, 1, 2)  # (L, 3, H, W)
+        p_raw = torch.from_numpy(ep["proprio"].astype(np.float32))  # (L, P)
+        enc = wm.encode(px, p_raw if wm.proprio_dim > 0 else None)
+        z = enc["latents"].cpu()  # (L, N, D)
+        starts = np.arange(0, n - span + 1, stride)  # (w,)
+        frames = starts[:, None] + np.arange(context + horizon)[None, :] * k  # (w, C+H)
+        rows = starts[:, None] + np.arange((context + horizon - 1) * k)[None, :]  # (w, (C+H-1)*k)
+        lat.append(z[torch.from_numpy(frames)])
+        a = ep["actions"].astype(np.float32)[rows].reshape(len(starts), context + horizon - 1, -1)
+        act.append(torch.from_numpy(a))
+        if enc["proprio"] is not None:
+            prop.append(enc["proprio"].cpu()[torch.from_numpy(frames)])
+        eps.append(torch.full((len(starts),), int(e), dtype=torch.int64))
+    if not lat:
+        raise ValueError(f"no held-out episode has {span} frames for context={context} + horizon={horizon} at "
+                         f"frameskip {k}; lower the horizon or evaluate on longer episodes")
+    return {"latents": torch.cat(lat), "actions": torch.cat(act),
+            "proprio": torch.cat(prop) if prop else torch.empty(0), "episode": torch.cat(eps)}
+
+
+@torch.no_grad()
+def rollout_error(
+    wm: WorldModel,
+    data_path: str | Path,
+    horizon: int = 10,
+    context: int = 1,
+    split: str = "val",
+    stride: int = 5,
+    max_windows: int = 512,
+    batch_size: int = 128,
+) -> dict[str, Any]:
+    """Per-step open-loop L1 of the model and both baselines on `split` episodes of `data_path` (as a dict)."""
+    if horizon < 1 or context < 1 or stride < 1:
+        raise ValueError("horizon, context and stride must be >= 1")
+    tf = TrajectoryFile(data_path)
+    wm.check_compatible(tf.meta.action_dim, tf.column_shape("proprio")[0], env_id=tf.meta.env_id)
+    dcfg = dict(wm.train_config.get("data") or {})
+    train_ids, val_ids = split_episodes(tf.num_episodes, float(dcfg.get("val_fraction", 0.1)), int(dcfg.get("split_seed", 0)))
+    episodes = {"val": val_ids, "train": train_ids, "all": np.arange(tf.num_episodes)}.get(split)
+    if episodes is None or len(episodes) == 0:
+        raise ValueError(f"split {split!r} holds no episodes of {data_path}; use split=all or another file")
+    win = episode_windows(wm, tf, episodes, context, horizon, stride)
+    w = win["latents"].shape[0]
+    keep = np.unique(np.linspace(0, w - 1, min(w, max_windows)).round().astype(np.int64))
+    sums = {name: torch.zeros(horizon, dtype=torch.float64) for name in
+            ("model", "copy_last", "mean_embedding", "model_raw", "copy_last_raw", "mean_embedding_raw")}
+    mean_norm = wm.normalize_latents(wm.latent_mean).cpu()  # (N, D) zeros when latents are standardised
+    for i in range(0, len(keep), batch_size):
+        sel = torch.from_numpy(keep[i : i + batch_size])
+        z = win["latents"][sel]  # (b, C+H, N, D)
+        a = win["actions"][sel]  # (b, C+H-1, A)
+        p = win["proprio"][sel] if win["proprio"].numel() else None  # (b, C+H, P)
+        out = wm.rollout(z[:, :context], a[:, context - 1 :], None if p is None else p[:, :context],
+                         action_history=a[:, : context - 1])
+        pred = out["latents"].cpu()  # (b, H, N, D)
+        true = z[:, context:]  # (b, H, N, D)
+        last = z[:, context - 1 : context].expand_as(true)
+        mean = mean_norm.expand_as(true)
+        for name, guess in (("model", pred), ("copy_last", last), ("mean_embedding", mean)):
+            sums[name] += (guess - true).abs().mean((-1, -2)).sum(0).double()
+            raw = wm.denormalize_latents(guess.to(wm.device)).cpu() - wm.denormalize_latents(true.to(wm.device)).cpu()
+            sums[f"{name}_raw"] += raw.abs().mean((-1, -2)).sum(0).double()
+    per = {k: (v / len(keep)).tolist() for k, v in sums.items()}
+    ratio = [m / c if c > 0 else float("nan") for m, c in zip(per["model"], per["copy_last"])]
+    return {
+        "data_path": str(data_path), "split": split, "episodes": len(episodes), "windows": int(len(keep)),
+        "context": context, "horizon": list(range(1, horizon + 1)), "frameskip": wm.frameskip, "pool": wm.pool,
+        "metric": "mean L1 per latent entry (normalised latent space; *_raw: raw encoder units)",
+        **per, "model_over_copy_last": ratio,
+    }
+
+
+def format_table(result: dict[str, Any]) -> str:
+    """Plain-text table: one row per horizon step with model, baselines and the model/copy-last ratio."""
+    lines = [f"rollout error on {result['split']} episodes ({result['windows']} windows, context {result['context']}, "
+             f"pool {result['pool']}, frameskip {result['frameskip']}; {result['metric']})",
+             f"{'h':>3} {'model':>9} {'copy_last':>10} {'mean_emb':>9} {'model/copy':>10}"]
+    for i, h in enumerate(result["horizon"]):
+        lines.append(f"{h:>3} {result['model'][i]:>9.4f} {result['copy_last'][i]:>10.4f} "
+                     f"{result['mean_embedding'][i]:>9.4f} {result['model_over_copy_last'][i]:>10.3f}")
+    return "\n".join(lines)
+
+
+def write_report(result: dict[str, Any], out_dir: str | Path) -> dict[str, Path]:
+    """Write rollout_error.json, rollout_error.txt and rollout_error.png (matplotlib Agg) into out_dir."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    out = Path(out_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    paths = {"json": out / "rollout_error.json", "table": out / "rollout_error.txt", "plot": out / "rollout_error.png"}
+    paths["json"].write_text(json.dumps(result, indent=2))
+    paths["table"].write_text(format_table(result) + "\n")
+    fig, ax = plt.subplots(figsize=(5, 3.5), dpi=120)
+    for name, style in (("model", "o-"), ("copy_last", "s--"), ("mean_embedding", "^:")):
+        ax.plot(result["horizon"], result[name], style, label=name.replace("_", " "))
+    ax.set_xlabel("rollout step h")
+    ax.set_ylabel("L1 (normalised latents)")
+    ax.set_title(f"open-loop rollout error ({result['split']}, {result['windows']} windows)")
+    ax.grid(alpha=0.3)
+    ax.legend()
+    fig.tight_layout()
+    fig.savefig(paths["plot"])
+    plt.close(fig)
+    return paths
