@@ -22,7 +22,9 @@ class BatchSimulator:
     start (it only affects the next step's solver start, not positions or velocities used by metrics).
     """
 
-    def __init__(self, model: mujoco.MjModel, state_signature: int, nstep: int, threads: int | None = None) -> None:
+    def __init__(
+        self, model: mujoco.MjModel, state_signature: int, nstep: int, threads: int | None = None
+    ) -> None:
         self.model = model
         self.sig = int(state_signature)
         self.nstep = int(nstep)

@@ -45,15 +45,22 @@ def bench_env_steps(env_id: str, steps: int, image_size: int) -> float:
 
 def bench_collector(env_id: str, episodes: int, length: int, workers: int, out: Path) -> tuple[float, float]:
     """(collection steps/s, end-to-end steps/s incl. assembling the HDF5 file) of the parallel collector."""
-    from worldmodel.data.collect import CollectConfig, _run_workers, _prepare_shard_dir, collect
+    from worldmodel.data.collect import CollectConfig, _prepare_shard_dir, _run_workers, collect
 
-    cfg = CollectConfig(env_id=env_id, out=str(out), episodes=episodes, episode_length=length, workers=workers)
+    cfg = CollectConfig(
+        env_id=env_id, out=str(out), episodes=episodes, episode_length=length, workers=workers
+    )
     t0 = time.perf_counter()
     collect(cfg, progress=False)
     total = time.perf_counter() - t0
     # Time the worker phase alone on a fresh shard folder (no assembly), same config.
-    cfg2 = CollectConfig(env_id=env_id, out=str(out.with_name("c2.h5")), episodes=episodes,
-                         episode_length=length, workers=workers)
+    cfg2 = CollectConfig(
+        env_id=env_id,
+        out=str(out.with_name("c2.h5")),
+        episodes=episodes,
+        episode_length=length,
+        workers=workers,
+    )
     shard_dir = _prepare_shard_dir(cfg2, Path(cfg2.out))
     t0 = time.perf_counter()
     _run_workers(cfg2, shard_dir, list(range(episodes)), workers, progress=False, resumed=0)
@@ -110,7 +117,9 @@ def bench_clip_reads(path: Path, naive_path: Path, clip_len: int, n: int) -> dic
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     parser.add_argument("--env", default="wm/TwoRoom-v0")
     parser.add_argument("--episodes", type=int, default=40)
     parser.add_argument("--length", type=int, default=100)
@@ -123,22 +132,30 @@ def main() -> None:
     if args.quick:
         args.episodes, args.length, args.reads = 8, 50, 300
 
-    print(f"bench_data: env={args.env} image={args.image_size}px workers={args.workers} cpus={os.cpu_count()}")
+    print(
+        f"bench_data: env={args.env} image={args.image_size}px workers={args.workers} cpus={os.cpu_count()}"
+    )
     per_worker = bench_env_steps(args.env, 2000 if not args.quick else 300, args.image_size)
     print(f"env steps/s, one process (rendered {args.image_size}x{args.image_size}): {per_worker:8.0f}")
     with tempfile.TemporaryDirectory() as tmp:
         out = Path(tmp) / "bench.h5"
         coll, e2e = bench_collector(args.env, args.episodes, args.length, args.workers, out)
-        print(f"collector steps/s, {args.workers} workers (episodes only):   {coll:8.0f}  "
-              f"({coll / per_worker:.2f}x one process)")
+        print(
+            f"collector steps/s, {args.workers} workers (episodes only):   {coll:8.0f}  "
+            f"({coll / per_worker:.2f}x one process)"
+        )
         print(f"collector steps/s, end to end incl. HDF5 assembly:     {e2e:8.0f}")
         naive_path = Path(tmp) / "naive.h5"
         write_unchunked_copy(out, naive_path)
         r = bench_clip_reads(out, naive_path, args.clip_len, args.reads)
-        print(f"clip reads/s (T={args.clip_len}): chunked HDF5 {r['chunked']:8.0f} | in-memory {r['in_memory']:8.0f}"
-              f" | naive per-frame unchunked {r['naive']:8.0f}")
-        print(f"ratio chunked/naive: {r['chunked'] / r['naive']:.1f}x  (target >= 5x); "
-              f"in-memory/naive: {r['in_memory'] / r['naive']:.1f}x")
+        print(
+            f"clip reads/s (T={args.clip_len}): chunked HDF5 {r['chunked']:8.0f} | in-memory {r['in_memory']:8.0f}"
+            f" | naive per-frame unchunked {r['naive']:8.0f}"
+        )
+        print(
+            f"ratio chunked/naive: {r['chunked'] / r['naive']:.1f}x  (target >= 5x); "
+            f"in-memory/naive: {r['in_memory'] / r['naive']:.1f}x"
+        )
         print(f"collector target >= 1000 steps/s: {'met' if coll >= 1000 else 'NOT met'} ({coll:.0f})")
 
 

@@ -1,6 +1,6 @@
 """Closed-loop evaluation (Hydra entry point): world models beside the random floor and the oracle ceiling.
 
-    python scripts/evaluate.py world_models.world_model=runs/.../world_model.pt planner=mppi
+python scripts/evaluate.py world_models.world_model=runs/.../world_model.pt planner=mppi
 """
 
 from __future__ import annotations

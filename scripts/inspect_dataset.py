@@ -1,6 +1,6 @@
 """Print a trajectory file's summary and save a preview grid (PNG) and, optionally, an mp4.
 
-    python scripts/inspect_dataset.py data/tworoom_explore.h5 [--out previews/] [--video] [--verify]
+python scripts/inspect_dataset.py data/tworoom_explore.h5 [--out previews/] [--video] [--verify]
 """
 
 from __future__ import annotations
@@ -15,9 +15,13 @@ from scripts.common import user_errors_exit
 @user_errors_exit
 def main(argv: list[str] | None = None) -> None:
     """Validate the file, print its summary as aligned key/value lines, write the previews."""
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     parser.add_argument("path", type=Path, help="trajectory HDF5 file")
-    parser.add_argument("--out", type=Path, default=None, help="folder for previews (default: beside the file)")
+    parser.add_argument(
+        "--out", type=Path, default=None, help="folder for previews (default: beside the file)"
+    )
     parser.add_argument("--episodes", type=int, default=6, help="episodes in the preview grid")
     parser.add_argument("--frames", type=int, default=8, help="frames per episode in the grid")
     parser.add_argument("--video", action="store_true", help="also write an mp4 of the first episodes")

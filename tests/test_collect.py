@@ -21,7 +21,9 @@ ENV = "wm/TwoRoom-v0"
 
 
 def cfg(out: Path, **kw: object) -> CollectConfig:
-    base = dict(env_id=ENV, out=str(out), episodes=4, episode_length=20, workers=1, env_kwargs={"image_size": 64})
+    base = dict(
+        env_id=ENV, out=str(out), episodes=4, episode_length=20, workers=1, env_kwargs={"image_size": 64}
+    )
     base.update(kw)
     return CollectConfig(**base)  # type: ignore[arg-type]
 
@@ -41,7 +43,9 @@ def test_collect_round_trip_into_clips(tmp_path: Path) -> None:
     assert item["pixels"].shape == (4, 3, 64, 64) and item["actions"].shape == (3, 4)
     # The clip's state column matches what the file holds for that episode and frame.
     e, s = int(item["episode"]), int(item["start"])
-    np.testing.assert_allclose(item["state"].numpy(), tf.episode(e)["state"][s : s + 7 : 2].astype(np.float32))
+    np.testing.assert_allclose(
+        item["state"].numpy(), tf.episode(e)["state"][s : s + 7 : 2].astype(np.float32)
+    )
 
 
 def test_same_data_for_any_worker_count(tmp_path: Path) -> None:
@@ -67,8 +71,14 @@ def test_rerun_is_a_no_op_and_other_config_is_refused(tmp_path: Path) -> None:
 
 def _collect_cmd(out: Path, episodes: int, workers: int) -> list[str]:
     return [
-        sys.executable, str(ROOT / "scripts" / "collect.py"), "env=tworoom", f"episodes={episodes}",
-        "episode_length=40", f"workers={workers}", f"out={out}", "hydra.run.dir=" + str(out.parent / "hydra"),
+        sys.executable,
+        str(ROOT / "scripts" / "collect.py"),
+        "env=tworoom",
+        f"episodes={episodes}",
+        "episode_length=40",
+        f"workers={workers}",
+        f"out={out}",
+        "hydra.run.dir=" + str(out.parent / "hydra"),
     ]
 
 
@@ -76,8 +86,14 @@ def test_resume_after_sigkill(tmp_path: Path) -> None:
     out = tmp_path / "k.h5"
     episodes = 10
     env = {**os.environ, "PYTHONPATH": str(ROOT)}
-    proc = subprocess.Popen(_collect_cmd(out, episodes, 1), cwd=ROOT, env=env, start_new_session=True,
-                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    proc = subprocess.Popen(
+        _collect_cmd(out, episodes, 1),
+        cwd=ROOT,
+        env=env,
+        start_new_session=True,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
     shards = shard_dir_for(out)
     deadline = time.time() + 120
     while time.time() < deadline:
@@ -92,13 +108,16 @@ def test_resume_after_sigkill(tmp_path: Path) -> None:
     assert 3 <= done_before < episodes
     assert not out.exists(), "a killed collection must not leave a (partial) output file"
 
-    res = subprocess.run(_collect_cmd(out, episodes, 2), cwd=ROOT, env=env, capture_output=True, text=True,
-                         timeout=300)
+    res = subprocess.run(
+        _collect_cmd(out, episodes, 2), cwd=ROOT, env=env, capture_output=True, text=True, timeout=300
+    )
     assert res.returncode == 0, res.stderr
     tf = TrajectoryFile(out, verify=True)
     assert tf.num_episodes == episodes
     # No episode lost or duplicated: identical to an uninterrupted in-process collection.
-    ref = TrajectoryFile(collect(cfg(tmp_path / "ref.h5", episodes=episodes, episode_length=40), progress=False))
+    ref = TrajectoryFile(
+        collect(cfg(tmp_path / "ref.h5", episodes=episodes, episode_length=40), progress=False)
+    )
     np.testing.assert_array_equal(tf.episode_seeds, ref.episode_seeds)
     assert len(set(tf.episode_seeds.tolist())) == episodes
     for i in range(episodes):
@@ -109,7 +128,9 @@ def test_collect_script_reports_bad_output_clearly(tmp_path: Path) -> None:
     out = tmp_path / "x.h5"
     out.write_bytes(b"precious user data")
     env = {**os.environ, "PYTHONPATH": str(ROOT)}
-    res = subprocess.run(_collect_cmd(out, 2, 1), cwd=ROOT, env=env, capture_output=True, text=True, timeout=120)
+    res = subprocess.run(
+        _collect_cmd(out, 2, 1), cwd=ROOT, env=env, capture_output=True, text=True, timeout=120
+    )
     assert res.returncode == 2
     assert "error:" in res.stderr and "x.h5" in res.stderr and "overwrite=true" in res.stderr
     assert out.read_bytes() == b"precious user data"

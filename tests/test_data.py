@@ -89,8 +89,13 @@ def test_clip_contents_and_frameskip(traj: Path) -> None:
         assert torch.equal(item["proprio"][:, 0], (ep * 1000 + frames).float())
         # actions: (T-1, 2*A): the two skipped actions between kept frames, concatenated.
         assert item["actions"].shape == (3, 2 * A)
-        expect = torch.tensor([[ep * 1000 + f, -(ep * 1000 + f), ep * 1000 + f + 1, -(ep * 1000 + f + 1)]
-                               for f in frames[:-1].tolist()], dtype=torch.float32)
+        expect = torch.tensor(
+            [
+                [ep * 1000 + f, -(ep * 1000 + f), ep * 1000 + f + 1, -(ep * 1000 + f + 1)]
+                for f in frames[:-1].tolist()
+            ],
+            dtype=torch.float32,
+        )
         assert torch.equal(item["actions"], expect)
         assert item["state"].dtype == torch.float32 and item["state"].shape == (4, DS)
 
@@ -111,7 +116,9 @@ def test_split_by_episode_is_disjoint_and_deterministic(tmp_path: Path) -> None:
     va = ClipDataset(path, clip_len=3, split="val", val_fraction=0.2, seed=1)
     assert set(tr.episode_ids).isdisjoint(va.episode_ids)
     assert len(tr.episode_ids) == 16 and len(va.episode_ids) == 4
-    assert np.array_equal(va.episode_ids, ClipDataset(path, clip_len=3, split="val", val_fraction=0.2, seed=1).episode_ids)
+    assert np.array_equal(
+        va.episode_ids, ClipDataset(path, clip_len=3, split="val", val_fraction=0.2, seed=1).episode_ids
+    )
 
 
 def test_dataloader_workers_match_single_process(traj: Path) -> None:

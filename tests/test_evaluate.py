@@ -40,8 +40,14 @@ def near_goal_specs(n: int) -> list[EpisodeSpec]:
 
 
 def cem(horizon: int = 6, samples: int = 64, iters: int = 3, low: float = -1.0) -> CEMPlanner:
-    return CEMPlanner(torch.full((2,), low), torch.ones(2), horizon=horizon, num_samples=samples,
-                      iterations=iters, num_elites=8)
+    return CEMPlanner(
+        torch.full((2,), low),
+        torch.ones(2),
+        horizon=horizon,
+        num_samples=samples,
+        iterations=iters,
+        num_elites=8,
+    )
 
 
 def test_wilson_interval() -> None:
@@ -56,7 +62,9 @@ def test_wilson_interval() -> None:
 def test_oracle_beats_random_on_near_goals(tmp_path: Path) -> None:
     specs = near_goal_specs(4)
     st = EvalSettings(max_steps=25, num_envs=4, video_episodes=0)
-    rnd = run_closed_loop(RandomAgent(-np.ones(2), np.ones(2)), ENV, {}, specs, st, tmp_path, "random", progress=False)
+    rnd = run_closed_loop(
+        RandomAgent(-np.ones(2), np.ones(2)), ENV, {}, specs, st, tmp_path, "random", progress=False
+    )
     orc = run_closed_loop(OracleAgent(cem()), ENV, {}, specs, st, tmp_path, "oracle", progress=False)
     s_r, s_o = summarize(rnd), summarize(orc)
     assert s_o["success_rate"] == 1.0, s_o
@@ -76,36 +84,79 @@ def test_stop_on_success_ends_episodes_early(tmp_path: Path) -> None:
 def test_resume_repeats_the_uninterrupted_run(tmp_path: Path) -> None:
     specs = env_episode_specs(4, seed=3)
     st = EvalSettings(max_steps=6, num_envs=2, video_episodes=0)
-    full = run_closed_loop(OracleAgent(cem(samples=16, iters=2)), ENV, {}, specs, st, tmp_path / "a", "oracle",
-                           progress=False)
+    full = run_closed_loop(
+        OracleAgent(cem(samples=16, iters=2)), ENV, {}, specs, st, tmp_path / "a", "oracle", progress=False
+    )
     # Simulate a kill after the first wave, with a half-written line at the end.
     path = tmp_path / "a" / "episodes_oracle.jsonl"
     lines = path.read_text().splitlines()
     assert len(lines) == 1 + 4
     path.write_text("\n".join(lines[:3]) + "\n" + lines[3][: len(lines[3]) // 2])
-    resumed = run_closed_loop(OracleAgent(cem(samples=16, iters=2)), ENV, {}, specs, st, tmp_path / "a",
-                              "oracle", progress=False)
+    resumed = run_closed_loop(
+        OracleAgent(cem(samples=16, iters=2)), ENV, {}, specs, st, tmp_path / "a", "oracle", progress=False
+    )
     keys = ("episode", "success", "final_distance", "distance_curve")
     assert [{k: r[k] for k in keys} for r in resumed] == [{k: r[k] for k in keys} for r in full]
 
 
 def test_results_from_other_settings_are_refused(tmp_path: Path) -> None:
     specs = env_episode_specs(2, seed=0)
-    run_closed_loop(RandomAgent(-np.ones(2), np.ones(2)), ENV, {}, specs, EvalSettings(max_steps=3, num_envs=2,
-                    video_episodes=0), tmp_path, "random", progress=False)
-    with pytest.raises(ValueError, match="episodes_random.jsonl was written by an evaluation with other settings"):
-        run_closed_loop(RandomAgent(-np.ones(2), np.ones(2)), ENV, {}, specs, EvalSettings(max_steps=4, num_envs=2,
-                        video_episodes=0), tmp_path, "random", progress=False)
+    run_closed_loop(
+        RandomAgent(-np.ones(2), np.ones(2)),
+        ENV,
+        {},
+        specs,
+        EvalSettings(max_steps=3, num_envs=2, video_episodes=0),
+        tmp_path,
+        "random",
+        progress=False,
+    )
+    with pytest.raises(
+        ValueError, match="episodes_random.jsonl was written by an evaluation with other settings"
+    ):
+        run_closed_loop(
+            RandomAgent(-np.ones(2), np.ones(2)),
+            ENV,
+            {},
+            specs,
+            EvalSettings(max_steps=4, num_envs=2, video_episodes=0),
+            tmp_path,
+            "random",
+            progress=False,
+        )
 
 
 def tiny_world_model(image_size: int = 32) -> WorldModel:
     torch.manual_seed(0)
-    enc = VideoViT(EncoderConfig(img_size=image_size, num_frames=2, tubelet=2, patch=8, dim=16, depth=1, heads=2))
-    pred = ActionConditionedPredictor.from_config(PredictorConfig(latent_dim=16, action_dim=2, num_tokens=4,
-                                                                  proprio_dim=4, width=32, depth=1, heads=2,
-                                                                  max_frames=12))
-    return WorldModel(enc, pred, "2x2", 1, 2, -torch.ones(2), torch.ones(2), torch.zeros(4, 16), torch.ones(4, 16),
-                      torch.zeros(4), torch.ones(4), meta={"env_id": ENV, "env_kwargs": {"image_size": image_size}})
+    enc = VideoViT(
+        EncoderConfig(img_size=image_size, num_frames=2, tubelet=2, patch=8, dim=16, depth=1, heads=2)
+    )
+    pred = ActionConditionedPredictor.from_config(
+        PredictorConfig(
+            latent_dim=16,
+            action_dim=2,
+            num_tokens=4,
+            proprio_dim=4,
+            width=32,
+            depth=1,
+            heads=2,
+            max_frames=12,
+        )
+    )
+    return WorldModel(
+        enc,
+        pred,
+        "2x2",
+        1,
+        2,
+        -torch.ones(2),
+        torch.ones(2),
+        torch.zeros(4, 16),
+        torch.ones(4, 16),
+        torch.zeros(4),
+        torch.ones(4),
+        meta={"env_id": ENV, "env_kwargs": {"image_size": image_size}},
+    )
 
 
 def test_latent_planning_agent_runs_batched_with_video(tmp_path: Path) -> None:
@@ -130,19 +181,45 @@ def test_latent_planning_agent_runs_batched_with_video(tmp_path: Path) -> None:
 
 def test_evaluate_script_missing_world_model_is_a_clear_error(tmp_path: Path) -> None:
     env = {**os.environ, "PYTHONPATH": str(ROOT)}
-    res = subprocess.run([sys.executable, str(ROOT / "scripts" / "evaluate.py"), f"out_dir={tmp_path}",
-                          f"++world_models.world_model={tmp_path / 'missing.pt'}", "episodes=1"],
-                         cwd=ROOT, env=env, capture_output=True, text=True, timeout=120)
+    res = subprocess.run(
+        [
+            sys.executable,
+            str(ROOT / "scripts" / "evaluate.py"),
+            f"out_dir={tmp_path}",
+            f"++world_models.world_model={tmp_path / 'missing.pt'}",
+            "episodes=1",
+        ],
+        cwd=ROOT,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
     assert res.returncode == 2, res.stderr
     assert "missing.pt not found" in res.stderr and "train_predictor.py" in res.stderr
 
 
 def test_evaluate_script_writes_summary_and_plots(tmp_path: Path) -> None:
     env = {**os.environ, "PYTHONPATH": str(ROOT)}
-    res = subprocess.run([sys.executable, str(ROOT / "scripts" / "evaluate.py"), f"out_dir={tmp_path}", "episodes=2",
-                          "eval.max_steps=4", "eval.num_envs=2", "planner.num_samples=16", "planner.iterations=2",
-                          "planner.num_elites=4", "planner=cem"],
-                         cwd=ROOT, env=env, capture_output=True, text=True, timeout=300)
+    res = subprocess.run(
+        [
+            sys.executable,
+            str(ROOT / "scripts" / "evaluate.py"),
+            f"out_dir={tmp_path}",
+            "episodes=2",
+            "eval.max_steps=4",
+            "eval.num_envs=2",
+            "planner.num_samples=16",
+            "planner.iterations=2",
+            "planner.num_elites=4",
+            "planner=cem",
+        ],
+        cwd=ROOT,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
     assert res.returncode == 0, res.stderr
     summary = json.loads((tmp_path / "summary.json").read_text())
     assert set(summary["methods"]) == {"random", "oracle"}

@@ -226,7 +226,9 @@ def _assemble(cfg: CollectConfig, out: Path, shard_dir: Path, meta: DatasetMeta)
 def collect(cfg: CollectConfig, progress: bool = True) -> Path:
     """Collect ``cfg.episodes`` episodes into ``cfg.out``; resumes an interrupted run of the same config."""
     if cfg.episodes < 1 or cfg.episode_length < 1:
-        raise ValueError(f"episodes and episode_length must be >= 1, got {cfg.episodes}, {cfg.episode_length}")
+        raise ValueError(
+            f"episodes and episode_length must be >= 1, got {cfg.episodes}, {cfg.episode_length}"
+        )
     out = Path(cfg.out)
     if _check_existing_output(cfg, out):
         if progress:

@@ -1,16 +1,16 @@
-"""Frozen-encoder embedding cache: encode a trajectory file once, reuse it while encoder, data and pooling match.
+"""Frozen-encoder embedding cache: encode a trajectory file once; reuse it while encoder, data, pooling match.
 
-Shape letters: F frames in the file, B batch, T time, N latent tokens per frame, D latent dim, A action dim,
-P proprio dim, E episodes.
+Shape letters: F frames in the file, B batch, T time, N latent tokens per frame, D latent dim, A action dim, P
+proprio dim, E episodes.
 
-Per-frame embeddings: every frame is encoded alone with ``VideoViT.embed_image`` (the frame repeated to fill one
-tubelet, as V-JEPA 2-AC does), so each stored latent depends on that frame only. This costs tubelet_t times the
-encoder compute of encoding whole clips, but any single observation (a live camera frame, a goal image) maps to
-the same latent the predictor was trained on.
+Per-frame embeddings: every frame is encoded alone with ``VideoViT.embed_image`` (the frame repeated to fill
+one tubelet, as V-JEPA 2-AC does), so each stored latent depends on that frame only. This costs tubelet_t
+times the encoder compute of encoding whole clips, but any single observation (a live camera frame, a goal
+image) maps to the same latent the predictor was trained on.
 
 The cache is one HDF5 file written by atomic rename. Its ``key`` attribute records the encoder checkpoint's
-SHA-256, the data file's identity (size, mtime and a hash of its episode index and attributes), the pooling and
-the storage dtype; ``ensure_cache`` reuses a cache whose key matches and rebuilds it otherwise.
+SHA-256, the data file's identity (size, mtime and a hash of its episode index and attributes), the pooling
+and the storage dtype; ``ensure_cache`` reuses a cache whose key matches and rebuilds it otherwise.
 """
 
 from __future__ import annotations
@@ -38,7 +38,7 @@ CACHE_FORMAT = 1
 
 # --------------------------------------------------------------------------------------------- pooling
 def parse_pool(pool: str | int | None) -> tuple[int, int] | None | str:
-    """Validate a pooling spec: "none" (all patches) -> "none", "mean" -> None (1 token), "GxG" or G -> (G, G)."""
+    """Validate a pooling spec: "none" -> "none" (patches), "mean" -> None (1 token), "GxG"/G -> (G, G)."""
     if pool is None or (isinstance(pool, str) and pool.lower() == "mean"):
         return None
     if isinstance(pool, str) and pool.lower() in ("none", "patch", "patches"):
@@ -56,8 +56,10 @@ def parse_pool(pool: str | int | None) -> tuple[int, int] | None | str:
 
 def _bad_pool(pool: Any) -> Any:
     """Raise the one error message for an invalid pooling spec."""
-    raise ValueError(f"pool={pool!r} is not a pooling setting; use 'none' (all patch tokens), 'mean' (one token) "
-                     "or 'GxG' such as '2x2' (average to a G x G grid)")
+    raise ValueError(
+        f"pool={pool!r} is not a pooling setting; use 'none' (all patch tokens), 'mean' (one token) "
+        "or 'GxG' such as '2x2' (average to a G x G grid)"
+    )
 
 
 def pool_name(pool: str | int | None) -> str:
@@ -78,7 +80,9 @@ def num_pooled_tokens(pool: str | int | None, patch_grid: tuple[int, int]) -> in
     if p == "none":
         return patch_grid[0] * patch_grid[1]
     if p[0] > patch_grid[0] or p[1] > patch_grid[1]:
-        raise ValueError(f"pool grid {p} is larger than the encoder's patch grid {patch_grid}; pick a smaller grid")
+        raise ValueError(
+            f"pool grid {p} is larger than the encoder's patch grid {patch_grid}; pick a smaller grid"
+        )
     return p[0] * p[1]
 
 
@@ -121,22 +125,38 @@ def data_fingerprint(path: str | Path) -> dict[str, Any]:
 def _meta_dict(tf: TrajectoryFile) -> dict[str, Any]:
     """JSON-able file attributes that define the data."""
     m = tf.meta
-    return {"env_id": m.env_id, "env_kwargs": m.env_kwargs, "action_low": m.action_low.tolist(),
-            "action_high": m.action_high.tolist(), "control_dt": m.control_dt, "policy": m.policy, "seed": m.seed,
-            "schema_version": m.schema_version}
+    return {
+        "env_id": m.env_id,
+        "env_kwargs": m.env_kwargs,
+        "action_low": m.action_low.tolist(),
+        "action_high": m.action_high.tolist(),
+        "control_dt": m.control_dt,
+        "policy": m.policy,
+        "seed": m.seed,
+        "schema_version": m.schema_version,
+    }
 
 
-def cache_key(encoder_path: str | Path, data_path: str | Path, pool: str | int | None, dtype: str) -> dict[str, Any]:
+def cache_key(
+    encoder_path: str | Path, data_path: str | Path, pool: str | int | None, dtype: str
+) -> dict[str, Any]:
     """Everything a cache depends on; two caches are interchangeable exactly when their keys are equal."""
-    return {"format": CACHE_FORMAT, "encoder_sha256": file_sha256(encoder_path), "data": data_fingerprint(data_path),
-            "pool": pool_name(pool), "dtype": dtype}
+    return {
+        "format": CACHE_FORMAT,
+        "encoder_sha256": file_sha256(encoder_path),
+        "data": data_fingerprint(data_path),
+        "pool": pool_name(pool),
+        "dtype": dtype,
+    }
 
 
 def default_cache_path(data_path: str | Path, encoder_path: str | Path, pool: str | int | None) -> Path:
-    """<data dir>/.embed_cache/<data stem>.<encoder parent/stem>.<pool>.h5 (the key decides validity, not the name)."""
+    """<data dir>/.embed_cache/<data>.<encoder>-<hash>.<pool>.h5; the key, not the name, decides validity."""
     data_path, encoder_path = Path(data_path), Path(encoder_path)
     tag = hashlib.sha256(str(encoder_path.resolve()).encode()).hexdigest()[:8]
-    return data_path.parent / ".embed_cache" / f"{data_path.stem}.{encoder_path.stem}-{tag}.{pool_name(pool)}.h5"
+    return (
+        data_path.parent / ".embed_cache" / f"{data_path.stem}.{encoder_path.stem}-{tag}.{pool_name(pool)}.h5"
+    )
 
 
 def read_cache_key(path: str | Path) -> dict[str, Any] | None:
@@ -185,7 +205,9 @@ def ensure_cache(
     if dtype not in ("float32", "float16"):
         raise ValueError(f"cache dtype {dtype!r} unsupported; use float32 or float16")
     if not Path(encoder_path).is_file():
-        raise FileNotFoundError(f"encoder checkpoint not found: {encoder_path} (export one with scripts/pretrain.py)")
+        raise FileNotFoundError(
+            f"encoder checkpoint not found: {encoder_path} (export one with scripts/pretrain.py)"
+        )
     parse_pool(pool)
     path = Path(cache_path) if cache_path else default_cache_path(data_path, encoder_path, pool)
     key = cache_key(encoder_path, data_path, pool, dtype)
@@ -194,7 +216,9 @@ def ensure_cache(
         return CacheInfo(path, False, "unchanged", key)
     reason = "rebuild requested" if old == key else describe_key_change(old, key)
     encoder = load_encoder(encoder_path, device)
-    build_cache(data_path, encoder, pool, path, key, batch_frames=batch_frames, dtype=dtype, progress=progress)
+    build_cache(
+        data_path, encoder, pool, path, key, batch_frames=batch_frames, dtype=dtype, progress=progress
+    )
     return CacheInfo(path, True, reason, key)
 
 
@@ -208,7 +232,7 @@ def build_cache(
     dtype: str = "float32",
     progress: bool = True,
 ) -> Path:
-    """Encode every frame of a trajectory file in batches into a new cache file, renamed into place at the end."""
+    """Encode every frame of a trajectory file in batches into a cache file, renamed into place at the end."""
     out = Path(out)
     out.parent.mkdir(parents=True, exist_ok=True)
     tf = TrajectoryFile(data_path)
@@ -224,8 +248,12 @@ def build_cache(
         bar = tqdm(total=n_frames, desc=f"encode {Path(data_path).name}", unit="frame", dynamic_ncols=True)
     try:
         with h5py.File(tmp, "w") as f:
-            lat = f.create_dataset("latents", shape=(n_frames, n_tok, encoder.dim), dtype=dtype,
-                                   chunks=(min(256, n_frames), n_tok, encoder.dim))
+            lat = f.create_dataset(
+                "latents",
+                shape=(n_frames, n_tok, encoder.dim),
+                dtype=dtype,
+                chunks=(min(256, n_frames), n_tok, encoder.dim),
+            )
             for s in range(0, n_frames, batch_frames):
                 e = min(s + batch_frames, n_frames)
                 px = torch.from_numpy(tf.read("pixels", s, e)).to(device).permute(0, 3, 1, 2)  # (b, 3, H, W)
@@ -258,7 +286,11 @@ class EmbeddingCache:
     def __init__(self, path: str | Path) -> None:
         self.path = Path(path)
         if not self.path.is_file():
-            raise DatasetError(self.path, "embedding cache not found", "build it with worldmodel.data.embed_cache.ensure_cache")
+            raise DatasetError(
+                self.path,
+                "embedding cache not found",
+                "build it with worldmodel.data.embed_cache.ensure_cache",
+            )
         try:
             with h5py.File(self.path, "r") as f:
                 self.key = json.loads(f.attrs["key"])
@@ -270,9 +302,13 @@ class EmbeddingCache:
                 self.episode_starts = np.asarray(f["episode_starts"][:], dtype=np.int64)  # (E,)
                 self.episode_lengths = np.asarray(f["episode_lengths"][:], dtype=np.int64)  # (E,)
         except (OSError, KeyError, ValueError) as exc:
-            raise DatasetError(self.path, f"unreadable embedding cache ({exc})", "delete it; it is rebuilt on next use") from exc
+            raise DatasetError(
+                self.path, f"unreadable embedding cache ({exc})", "delete it; it is rebuilt on next use"
+            ) from exc
         if self.key.get("format") != CACHE_FORMAT:
-            raise DatasetError(self.path, f"cache format {self.key.get('format')} != {CACHE_FORMAT}", "delete it to rebuild")
+            raise DatasetError(
+                self.path, f"cache format {self.key.get('format')} != {CACHE_FORMAT}", "delete it to rebuild"
+            )
 
     @property
     def num_episodes(self) -> int:
@@ -291,7 +327,7 @@ class EmbeddingCache:
 
 
 class LatentClipDataset(torch.utils.data.Dataset):
-    """Clips over an EmbeddingCache, split by episode exactly like ClipDataset (same seed -> same held-out episodes).
+    """Clips over an EmbeddingCache, split by episode like ClipDataset (same seed -> same held-out episodes).
 
     Item: latents (T, N, D), actions (T-1, frameskip*A), proprio (T, P), episode (), start ().
     ``batch(indices)`` gathers many clips with one vectorised index (no per-clip Python loop).
@@ -316,9 +352,12 @@ class LatentClipDataset(torch.utils.data.Dataset):
         self.span = (self.clip_len - 1) * self.frameskip + 1
         counts = np.maximum(cache.episode_lengths[ids] - self.span + 1, 0)  # valid starts per episode
         if len(ids) == 0 or counts.sum() == 0:
-            raise DatasetError(cache.path, f"split {split!r} has no clip of {self.span} frames "
-                               f"(clip_len={clip_len}, frameskip={frameskip})",
-                               "use a shorter clip_len/frameskip, a smaller val_fraction, or more/longer episodes")
+            raise DatasetError(
+                cache.path,
+                f"split {split!r} has no clip of {self.span} frames "
+                f"(clip_len={clip_len}, frameskip={frameskip})",
+                "use a shorter clip_len/frameskip, a smaller val_fraction, or more/longer episodes",
+            )
         self.episode_ids = ids[counts > 0]
         counts = counts[counts > 0]
         ep_rep = np.repeat(self.episode_ids, counts)  # (C,) episode of each clip
@@ -330,14 +369,20 @@ class LatentClipDataset(torch.utils.data.Dataset):
 
     def episode_frames(self) -> np.ndarray:
         """Global frame indices of every frame of this split's episodes (for statistics)."""
-        return np.concatenate([np.arange(s, s + n) for s, n in zip(self.cache.episode_starts[self.episode_ids],
-                                                                      self.cache.episode_lengths[self.episode_ids])])
+        return np.concatenate(
+            [
+                np.arange(s, s + n)
+                for s, n in zip(
+                    self.cache.episode_starts[self.episode_ids], self.cache.episode_lengths[self.episode_ids]
+                )
+            ]
+        )
 
     def __len__(self) -> int:
         return len(self.clip_global)
 
     def batch(self, indices: np.ndarray | list[int]) -> dict[str, Tensor]:
-        """Gather clips: latents (B, T, N, D), actions (B, T-1, k*A), proprio (B, T, P), episode (B,), start (B,)."""
+        """Gather clips: latents (B, T, N, D), actions (B, T-1, k*A), proprio (B, T, P), episode/start."""
         idx = np.asarray(indices, dtype=np.int64)
         g = self.clip_global[idx]  # (B,)
         k, t = self.frameskip, self.clip_len

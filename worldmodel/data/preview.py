@@ -24,7 +24,9 @@ def frame_grid(tf: TrajectoryFile, episodes: int = 6, frames: int = 8, pad: int 
     return grid
 
 
-def episode_video(tf: TrajectoryFile, path: str | Path, episodes: int = 4, fps: int = 10, scale: int = 2) -> Path:
+def episode_video(
+    tf: TrajectoryFile, path: str | Path, episodes: int = 4, fps: int = 10, scale: int = 2
+) -> Path:
     """Write an mp4 with ``episodes`` episodes side by side (shorter ones hold their last frame)."""
     import imageio.v2 as imageio
 

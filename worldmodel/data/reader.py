@@ -22,20 +22,26 @@ class TrajectoryFile:
     def __init__(self, path: str | Path, *, verify: bool = False) -> None:
         self.path = Path(path)
         if not self.path.exists():
-            raise DatasetError(self.path, "file not found", "check the path, or collect data with scripts/collect.py")
+            raise DatasetError(
+                self.path, "file not found", "check the path, or collect data with scripts/collect.py"
+            )
         self._handle: h5py.File | None = None
         self._pid: int | None = None
         f = self._file()
         self.meta = DatasetMeta.from_attrs(self.path, f.attrs)
         missing = [k for k in (*FRAME_COLUMNS, *EPISODE_COLUMNS) if k not in f]
         if missing:
-            raise DatasetError(self.path, f"missing dataset(s) {missing}", "the file is incomplete; re-collect it")
+            raise DatasetError(
+                self.path, f"missing dataset(s) {missing}", "the file is incomplete; re-collect it"
+            )
         try:
             self.episode_starts = np.asarray(f["episode_starts"][:], dtype=np.int64)  # (E,)
             self.episode_lengths = np.asarray(f["episode_lengths"][:], dtype=np.int64)  # (E,)
             self.episode_seeds = np.asarray(f["episode_seeds"][:], dtype=np.int64)  # (E,)
         except (OSError, KeyError) as exc:
-            raise DatasetError(self.path, f"cannot read the episode index: {exc}", "the file is corrupt") from exc
+            raise DatasetError(
+                self.path, f"cannot read the episode index: {exc}", "the file is corrupt"
+            ) from exc
         self._check_index(f)
         self._check_readable(f, full=verify)
 
@@ -47,7 +53,9 @@ class TrajectoryFile:
                 self._handle = h5py.File(self.path, "r")
             except OSError as exc:
                 raise DatasetError(
-                    self.path, f"not a readable HDF5 file ({exc})", "the file is truncated or corrupt; re-collect it"
+                    self.path,
+                    f"not a readable HDF5 file ({exc})",
+                    "the file is truncated or corrupt; re-collect it",
                 ) from exc
             self._pid = os.getpid()
         return self._handle
@@ -71,7 +79,9 @@ class TrajectoryFile:
         if e == 0:
             raise DatasetError(self.path, "the file holds no episodes")
         if len(self.episode_lengths) != e or len(self.episode_seeds) != e or f["goal_state"].shape[0] != e:
-            raise DatasetError(self.path, "episode columns disagree in length", "the file is corrupt; re-collect it")
+            raise DatasetError(
+                self.path, "episode columns disagree in length", "the file is corrupt; re-collect it"
+            )
         if np.any(self.episode_lengths < 2):
             bad = int(np.flatnonzero(self.episode_lengths < 2)[0])
             raise DatasetError(self.path, f"episode {bad} has fewer than 2 frames")
@@ -87,7 +97,8 @@ class TrajectoryFile:
         for key in FRAME_COLUMNS:
             if f[key].shape[0] != total:
                 raise DatasetError(
-                    self.path, f"column {key!r} has {f[key].shape[0]} rows but the episodes cover {total} frames"
+                    self.path,
+                    f"column {key!r} has {f[key].shape[0]} rows but the episodes cover {total} frames",
                 )
         px = f["pixels"]
         if px.ndim != 4 or px.shape[-1] != 3 or px.dtype != np.uint8:
@@ -111,7 +122,9 @@ class TrajectoryFile:
                     d[max(0, d.shape[0] - 1) :]
         except (OSError, RuntimeError) as exc:
             raise DatasetError(
-                self.path, f"column data cannot be read ({exc})", "the file is truncated or corrupt; re-collect it"
+                self.path,
+                f"column data cannot be read ({exc})",
+                "the file is truncated or corrupt; re-collect it",
             ) from exc
 
     # ------------------------------------------------------------------ access
@@ -139,7 +152,9 @@ class TrajectoryFile:
         try:
             return self._file()[key][start:stop]
         except (OSError, RuntimeError) as exc:
-            raise DatasetError(self.path, f"cannot read {key!r} rows {start}:{stop} ({exc})", "the file is corrupt") from exc
+            raise DatasetError(
+                self.path, f"cannot read {key!r} rows {start}:{stop} ({exc})", "the file is corrupt"
+            ) from exc
 
     def episode(self, i: int) -> dict[str, np.ndarray]:
         """All frame columns of episode i, plus its goal state and seed."""
@@ -174,7 +189,10 @@ class TrajectoryFile:
             "episodes": self.num_episodes,
             "frames": self.num_frames,
             "steps": int(self.num_frames - self.num_episodes),
-            "episode_length": {"min": int(self.episode_lengths.min()), "max": int(self.episode_lengths.max())},
+            "episode_length": {
+                "min": int(self.episode_lengths.min()),
+                "max": int(self.episode_lengths.max()),
+            },
             "image_shape": list(self.image_shape),
             "action_dim": self.meta.action_dim,
             "proprio_dim": int(f["proprio"].shape[1]),

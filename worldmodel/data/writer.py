@@ -37,7 +37,9 @@ class TrajectoryWriter:
     ) -> None:
         self.path = Path(path)
         if self.path.exists() and not overwrite:
-            raise FileExistsError(f"{self.path} exists; pass overwrite=True (or overwrite=true) to replace it")
+            raise FileExistsError(
+                f"{self.path} exists; pass overwrite=True (or overwrite=true) to replace it"
+            )
         if compression not in (None, "lzf", "gzip"):
             raise ValueError(f"compression must be None, 'lzf' or 'gzip', got {compression!r}")
         self.path.parent.mkdir(parents=True, exist_ok=True)

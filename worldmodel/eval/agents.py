@@ -44,7 +44,9 @@ class RandomAgent:
 
     def act(self, batch: EnvBatch) -> np.ndarray:
         """(B, chunk, A) uniform samples."""
-        return self.rng.uniform(self.low, self.high, size=(batch.num_envs, self.chunk, len(self.low))).astype(np.float32)
+        return self.rng.uniform(self.low, self.high, size=(batch.num_envs, self.chunk, len(self.low))).astype(
+            np.float32
+        )
 
 
 class LatentPlanningAgent:

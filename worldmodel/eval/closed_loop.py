@@ -82,7 +82,9 @@ def _read_results(path: Path, header: dict[str, Any]) -> list[dict[str, Any]]:
     try:
         old = json.loads(lines[0])
     except json.JSONDecodeError as exc:
-        raise ValueError(f"{path}: first line is not a JSON header ({exc}); move the file away and re-run") from exc
+        raise ValueError(
+            f"{path}: first line is not a JSON header ({exc}); move the file away and re-run"
+        ) from exc
     if old.get("header") != header:
         raise ValueError(
             f"{path} was written by an evaluation with other settings; use another out_dir or delete the file"
@@ -124,8 +126,14 @@ def run_closed_loop(
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
     path = out / f"episodes_{method}.jsonl"
-    header = {"method": method, "env_id": env_id, "env_kwargs": env_kwargs, "settings": asdict(settings),
-              "episodes": len(specs), **(header_extra or {})}
+    header = {
+        "method": method,
+        "env_id": env_id,
+        "env_kwargs": env_kwargs,
+        "settings": asdict(settings),
+        "episodes": len(specs),
+        **(header_extra or {}),
+    }
     header = json.loads(json.dumps(header, default=str))
     records = _read_results(path, header)
     if not path.exists() or path.stat().st_size == 0:
@@ -135,8 +143,14 @@ def run_closed_loop(
     if not todo:
         return sorted(records, key=lambda r: r["episode"])
     batch = EnvBatch(env_id, env_kwargs, min(settings.num_envs, len(todo)))
-    bar = tqdm(total=len(specs), initial=len(done), desc=f"eval {method}", unit="ep", disable=not progress,
-               dynamic_ncols=True)
+    bar = tqdm(
+        total=len(specs),
+        initial=len(done),
+        desc=f"eval {method}",
+        unit="ep",
+        disable=not progress,
+        dynamic_ncols=True,
+    )
     video: list[np.ndarray] = []
     try:
         for w in range(0, len(todo), batch.num_envs):
@@ -159,7 +173,11 @@ def run_closed_loop(
 
 
 def _run_wave(
-    agent: Agent, batch: EnvBatch, wave: list[EpisodeSpec], settings: EvalSettings, video: list[np.ndarray] | None
+    agent: Agent,
+    batch: EnvBatch,
+    wave: list[EpisodeSpec],
+    settings: EvalSettings,
+    video: list[np.ndarray] | None,
 ) -> list[dict[str, Any]]:
     """Run one wave of up to B episodes to the step budget; returns their records."""
     n = len(wave)

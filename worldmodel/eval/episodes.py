@@ -28,7 +28,9 @@ def env_episode_specs(num: int, seed: int) -> list[EpisodeSpec]:
     return specs
 
 
-def dataset_episode_specs(path: str, num: int, offset: int, seed: int, split: str = "val") -> list[EpisodeSpec]:
+def dataset_episode_specs(
+    path: str, num: int, offset: int, seed: int, split: str = "val"
+) -> list[EpisodeSpec]:
     """Start at a dataset frame and take the frame ``offset`` steps later as the goal (DINO-WM protocol).
 
     Episodes come from the held-out split by default, so the goals were never trained on.
@@ -41,7 +43,9 @@ def dataset_episode_specs(path: str, num: int, offset: int, seed: int, split: st
     pool = {"val": val_ids, "train": train_ids, "all": np.arange(tf.num_episodes)}[split]
     pool = pool[tf.episode_lengths[pool] > offset]
     if len(pool) == 0:
-        raise ValueError(f"{path}: no {split!r} episode is longer than goal offset {offset}; lower eval.goal_offset")
+        raise ValueError(
+            f"{path}: no {split!r} episode is longer than goal offset {offset}; lower eval.goal_offset"
+        )
     rng = np.random.default_rng([int(seed), 104729])
     specs = []
     for i in range(num):
@@ -50,8 +54,13 @@ def dataset_episode_specs(path: str, num: int, offset: int, seed: int, split: st
         g = int(tf.episode_starts[ep])
         states = tf.read("state", g + t0, g + t0 + offset + 1)
         specs.append(
-            EpisodeSpec(index=i, seed=int(rng.integers(2**31)), init_state=states[0], goal_state=states[-1],
-                        source=f"dataset:{ep}:{t0}")
+            EpisodeSpec(
+                index=i,
+                seed=int(rng.integers(2**31)),
+                init_state=states[0],
+                goal_state=states[-1],
+                source=f"dataset:{ep}:{t0}",
+            )
         )
     tf.close()
     return specs
@@ -75,7 +84,8 @@ class EnvBatch:
         kwargs = dict(env_kwargs)
         kwargs.pop("max_episode_steps", None)
         self.envs = [
-            gymnasium.make(env_id, max_episode_steps=None, disable_env_checker=True, **kwargs) for _ in range(num_envs)
+            gymnasium.make(env_id, max_episode_steps=None, disable_env_checker=True, **kwargs)
+            for _ in range(num_envs)
         ]
         self.base = [e.unwrapped for e in self.envs]
         space = self.envs[0].action_space

@@ -22,13 +22,21 @@ def resolve_device(name: str) -> torch.device:
     return torch.device(name)
 
 
-def build_planner(planner_cfg: dict[str, Any], low: torch.Tensor, high: torch.Tensor, device: torch.device,
-                  seed: int, **overrides: Any) -> Any:
+def build_planner(
+    planner_cfg: dict[str, Any],
+    low: torch.Tensor,
+    high: torch.Tensor,
+    device: torch.device,
+    seed: int,
+    **overrides: Any,
+) -> Any:
     """Instantiate a planner config (``_target_``) with bounds, device and seed filled in."""
     from hydra.utils import instantiate
 
     cfg = {k: v for k, v in planner_cfg.items()}
-    cfg.update(action_low=low.to(device), action_high=high.to(device), device=str(device), seed=seed, **overrides)
+    cfg.update(
+        action_low=low.to(device), action_high=high.to(device), device=str(device), seed=seed, **overrides
+    )
     return instantiate(cfg, _convert_="all")
 
 
@@ -47,7 +55,9 @@ def evaluate(cfg: dict[str, Any], progress: bool = True) -> dict[str, Any]:
     if goals.get("source", "env") == "dataset":
         if not goals.get("dataset"):
             raise ValueError("goals.source=dataset needs goals.dataset=<trajectory .h5>")
-        specs = dataset_episode_specs(goals["dataset"], int(cfg["episodes"]), int(goals.get("offset", 25)), seed)
+        specs = dataset_episode_specs(
+            goals["dataset"], int(cfg["episodes"]), int(goals.get("offset", 25)), seed
+        )
     elif goals.get("source", "env") == "env":
         specs = env_episode_specs(int(cfg["episodes"]), seed)
     else:
@@ -72,22 +82,39 @@ def evaluate(cfg: dict[str, Any], progress: bool = True) -> dict[str, Any]:
     frameskip = 1
     for name, path in (cfg.get("world_models") or {}).items():
         if not Path(path).exists():
-            raise FileNotFoundError(f"world model {name!r}: {path} not found; train one with scripts/train_predictor.py")
+            raise FileNotFoundError(
+                f"world model {name!r}: {path} not found; train one with scripts/train_predictor.py"
+            )
         wm = WorldModel.load(path, device)
         wm.check_compatible(int(low.numel()), proprio_dim, env_id=env_id)
         trained_kwargs = (wm.meta or {}).get("env_kwargs") or {}
         for key in ("image_size", "action_repeat"):
             if key in trained_kwargs and key in env_kwargs and trained_kwargs[key] != env_kwargs[key]:
-                raise ValueError(f"world model {name!r} was trained with {key}={trained_kwargs[key]} but the env "
-                                 f"uses {key}={env_kwargs[key]}; set env.kwargs.{key}={trained_kwargs[key]}")
+                raise ValueError(
+                    f"world model {name!r} was trained with {key}={trained_kwargs[key]} but the env "
+                    f"uses {key}={env_kwargs[key]}; set env.kwargs.{key}={trained_kwargs[key]}"
+                )
         frameskip = wm.frameskip
         planner = build_planner(planner_cfg, wm.action_low, wm.action_high, device, seed)
-        agent = LatentPlanningAgent(wm, planner, execute_steps=int(agent_cfg.get("execute_steps", 1)),
-                                    cost_kind=agent_cfg.get("cost_kind", "l1"),
-                                    cost_steps=agent_cfg.get("cost_steps", "last"),
-                                    context_frames=int(agent_cfg.get("context_frames", 1)))
-        results[name] = run_closed_loop(agent, env_id, env_kwargs, specs, settings, out, name,
-                                        header_extra={**header, "world_model": str(path)}, progress=progress)
+        agent = LatentPlanningAgent(
+            wm,
+            planner,
+            execute_steps=int(agent_cfg.get("execute_steps", 1)),
+            cost_kind=agent_cfg.get("cost_kind", "l1"),
+            cost_steps=agent_cfg.get("cost_steps", "last"),
+            context_frames=int(agent_cfg.get("context_frames", 1)),
+        )
+        results[name] = run_closed_loop(
+            agent,
+            env_id,
+            env_kwargs,
+            specs,
+            settings,
+            out,
+            name,
+            header_extra={**header, "world_model": str(path)},
+            progress=progress,
+        )
     for method in cfg.get("methods", []) or []:
         if method == "random":
             agent = RandomAgent(low.numpy(), high.numpy(), seed=seed)
@@ -97,13 +124,19 @@ def evaluate(cfg: dict[str, Any], progress: bool = True) -> dict[str, Any]:
             if ocfg.get("num_samples"):
                 over["num_samples"] = int(ocfg["num_samples"])
             planner = build_planner(planner_cfg, low, high, torch.device("cpu"), seed, **over)
-            agent = OracleAgent(planner, execute_steps=int(agent_cfg.get("execute_steps", 1)) * frameskip,
-                                cost_steps=ocfg.get("cost_steps", "all"))
+            agent = OracleAgent(
+                planner,
+                execute_steps=int(agent_cfg.get("execute_steps", 1)) * frameskip,
+                cost_steps=ocfg.get("cost_steps", "all"),
+            )
         else:
-            raise ValueError(f"unknown method {method!r}; methods are random and oracle (world models go in "
-                             "world_models.<name>=<path>)")
-        results[method] = run_closed_loop(agent, env_id, env_kwargs, specs, settings, out, method,
-                                          header_extra=header, progress=progress)
+            raise ValueError(
+                f"unknown method {method!r}; methods are random and oracle (world models go in "
+                "world_models.<name>=<path>)"
+            )
+        results[method] = run_closed_loop(
+            agent, env_id, env_kwargs, specs, settings, out, method, header_extra=header, progress=progress
+        )
     summaries = {name: summarize(recs) for name, recs in results.items()}
     if "random" in summaries and "oracle" in summaries:
         floor, ceil = summaries["random"]["success_rate"], summaries["oracle"]["success_rate"]
@@ -113,10 +146,19 @@ def evaluate(cfg: dict[str, Any], progress: bool = True) -> dict[str, Any]:
     if summaries:
         plot_success(summaries, out / "success.png", title)
         plot_distance_curves(results, out / "distance.png", threshold, title)
-    summary = {"env_id": env_id, "env_kwargs": env_kwargs, "episodes": len(specs), "settings": settings.__dict__,
-               "planner": planner_cfg, "agent": agent_cfg, "device": str(device), "threads": torch.get_num_threads(),
-               "success_threshold": threshold, "methods": summaries,
-               "videos": sorted(p.name for p in out.glob("video_*.mp4"))}
+    summary = {
+        "env_id": env_id,
+        "env_kwargs": env_kwargs,
+        "episodes": len(specs),
+        "settings": settings.__dict__,
+        "planner": planner_cfg,
+        "agent": agent_cfg,
+        "device": str(device),
+        "threads": torch.get_num_threads(),
+        "success_threshold": threshold,
+        "methods": summaries,
+        "videos": sorted(p.name for p in out.glob("video_*.mp4")),
+    }
     tmp = out / f".summary.json.{os.getpid()}"
     tmp.write_text(json.dumps(summary, indent=2, default=_json_default))
     os.replace(tmp, out / "summary.json")
@@ -133,8 +175,10 @@ def _json_default(x: Any) -> Any:
 
 def format_table(summary: dict[str, Any]) -> str:
     """Markdown table of the methods' success (with CI), reach rate, distances and latency."""
-    rows = ["| method | success | 95% CI | reached | final dist | steps to success | plan latency (s) |",
-            "|---|---|---|---|---|---|---|"]
+    rows = [
+        "| method | success | 95% CI | reached | final dist | steps to success | plan latency (s) |",
+        "|---|---|---|---|---|---|---|",
+    ]
     for name, s in summary["methods"].items():
         lat = s["plan_latency_s"]["mean"]
         steps = s["mean_steps_to_success"]

@@ -8,8 +8,9 @@ from typing import Any
 import numpy as np
 
 
-def write_video_grid(frames: list[np.ndarray], path: str | Path, max_tiles: int = 8, fps: int = 10,
-                     scale: int = 2) -> Path:
+def write_video_grid(
+    frames: list[np.ndarray], path: str | Path, max_tiles: int = 8, fps: int = 10, scale: int = 2
+) -> Path:
     """frames: per step (B, H, W', 3) tiles (observation beside goal) -> one mp4 with a near-square grid."""
     import imageio.v2 as imageio
 
@@ -42,8 +43,13 @@ def plot_success(summaries: dict[str, dict[str, Any]], path: str | Path, title: 
     lo = [r - summaries[n]["success_ci95"][0] for n, r in zip(names, rates)]
     hi = [summaries[n]["success_ci95"][1] - r for n, r in zip(names, rates)]
     fig, ax = plt.subplots(figsize=(1.6 * len(names) + 2, 3.2))
-    ax.bar(names, rates, yerr=[lo, hi], capsize=4, color=["#999999" if n == "random" else
-                                                           "#2a9d8f" if n == "oracle" else "#e76f51" for n in names])
+    ax.bar(
+        names,
+        rates,
+        yerr=[lo, hi],
+        capsize=4,
+        color=["#999999" if n == "random" else "#2a9d8f" if n == "oracle" else "#e76f51" for n in names],
+    )
     ax.set_ylim(0, 1.05)
     ax.set_ylabel("success rate (95% CI)")
     ax.set_title(title)
@@ -53,8 +59,9 @@ def plot_success(summaries: dict[str, dict[str, Any]], path: str | Path, title: 
     return Path(path)
 
 
-def plot_distance_curves(records: dict[str, list[dict[str, Any]]], path: str | Path, threshold: float | None,
-                         title: str) -> Path:
+def plot_distance_curves(
+    records: dict[str, list[dict[str, Any]]], path: str | Path, threshold: float | None, title: str
+) -> Path:
     """Mean (and interquartile band of) goal distance against env step, per method."""
     import matplotlib
 
@@ -66,8 +73,12 @@ def plot_distance_curves(records: dict[str, list[dict[str, Any]]], path: str | P
         if not recs:
             continue
         length = max(len(r["distance_curve"]) for r in recs)
-        curves = np.array([r["distance_curve"] + [r["distance_curve"][-1]] * (length - len(r["distance_curve"]))
-                           for r in recs])  # (E, T)
+        curves = np.array(
+            [
+                r["distance_curve"] + [r["distance_curve"][-1]] * (length - len(r["distance_curve"]))
+                for r in recs
+            ]
+        )  # (E, T)
         x = np.arange(length)
         ax.plot(x, curves.mean(0), label=name)
         ax.fill_between(x, np.percentile(curves, 25, 0), np.percentile(curves, 75, 0), alpha=0.15)

@@ -1,0 +1,115 @@
+"""report.md for a pipeline run: success between floor and ceiling, what pretraining earns, diagnostics."""
+
+from __future__ import annotations
+
+import json
+import os
+from pathlib import Path
+from typing import Any
+
+
+def _rel(path: Path, root: Path) -> str:
+    return os.path.relpath(path, root)
+
+
+def _probe_section(probe: dict[str, Any]) -> list[str]:
+    """Table: per encoder and pooling grid, probe R^2, RMSE/radius and latent-vs-true distance correlation."""
+    lines = [
+        "| encoder | pooling | probe R² (mean) | max RMSE / success radius | Spearman all pairs | "
+        "Spearman near pairs |",
+        "|---|---|---|---|---|---|",
+    ]
+    for enc, res in probe.items():
+        for grid, r in res.items():
+            if grid == "collapse" or not isinstance(r, dict) or "linear" not in r:
+                continue
+            lin, dist = r["linear"], r["distance"]
+            ratio = max(lin.get("rmse_over_radius", {"-": float("nan")}).values())
+            lines.append(
+                f"| {enc} | {grid} | {lin['r2_mean']:.3f} | {ratio:.2f} | {dist['spearman_all']:.3f} | "
+                f"{dist.get('spearman_near', float('nan')):.3f} |"
+            )
+    return lines
+
+
+def _rollout_section(name: str, res: dict[str, Any]) -> list[str]:
+    """Rollout error against horizon next to the copy-last and mean-embedding baselines."""
+    lines = [
+        f"**{name}** ({res['windows']} held-out windows, {res['metric']})",
+        "",
+        "| h | model | copy last | mean embedding | model / copy last |",
+        "|---|---|---|---|---|",
+    ]
+    for i, h in enumerate(res["horizon"]):
+        lines.append(
+            f"| {h} | {res['model'][i]:.4f} | {res['copy_last'][i]:.4f} | {res['mean_embedding'][i]:.4f} | "
+            f"{res['model_over_copy_last'][i]:.3f} |"
+        )
+    return lines
+
+
+def write_report(
+    root: Path, folders: dict[str, Path], timings: dict[str, float], total_s: float, cfg: dict[str, Any]
+) -> Path:
+    """Write root/report.md (atomically) from the stage outputs and return its path."""
+    from worldmodel.eval.evaluate import format_table
+
+    summary = json.loads((folders["evaluate"] / "summary.json").read_text())
+    m = summary["methods"]
+    lines = [f"# World-model planning report: {summary['env_id']}", ""]
+    wm = m.get("world_model")
+    if wm and "random" in m and "oracle" in m:
+        lines += [
+            f"**Closed-loop success: {wm['success_rate']:.0%}** "
+            f"(95% CI {wm['success_ci95'][0]:.0%}-{wm['success_ci95'][1]:.0%}) over {wm['episodes']} episodes, "
+            f"between the random-action floor **{m['random']['success_rate']:.0%}** and the simulator ceiling "
+            f"**{m['oracle']['success_rate']:.0%}** (same planner through the true dynamics).",
+        ]
+        if "random_init" in m:
+            lines.append(
+                f"A frozen random-init encoder with its own trained predictor reaches "
+                f"**{m['random_init']['success_rate']:.0%}**: that difference is what pretraining earns."
+            )
+        lines.append("")
+    lines += [
+        "## Closed loop",
+        "",
+        format_table(summary),
+        "",
+        f"Planner `{summary['planner']['_target_']}`: horizon {summary['planner'].get('horizon')}, "
+        f"{summary['planner'].get('num_samples')} samples x {summary['planner'].get('iterations')} iterations; "
+        f"budget {summary['settings']['max_steps']} env steps; success threshold "
+        f"{summary['success_threshold']}; device {summary['device']}. `success` is at the episode's end, "
+        "`reached` at any step.",
+        "",
+        f"![success]({_rel(folders['evaluate'] / 'success.png', root)}) "
+        f"![distance]({_rel(folders['evaluate'] / 'distance.png', root)})",
+        "",
+    ]
+    videos = summary.get("videos", [])
+    if videos:
+        lines += [
+            "Videos (observation beside goal): "
+            + ", ".join(f"[{v}]({_rel(folders['evaluate'] / v, root)})" for v in videos),
+            "",
+        ]
+    if "probe" in folders and (folders["probe"] / "probe.json").exists():
+        probe = json.loads((folders["probe"] / "probe.json").read_text())
+        lines += ["## Representation (held-out episodes)", "", *_probe_section(probe), ""]
+    ro = [k for k in folders if k.startswith("rollout_error_")]
+    if ro:
+        lines += ["## Predictor rollout error", ""]
+        for k in ro:
+            res = json.loads((folders[k] / "rollout_error.json").read_text())
+            lines += [*_rollout_section(k.removeprefix("rollout_error_"), res), ""]
+    lines += ["## Stages", "", "| stage | folder | seconds this run |", "|---|---|---|"]
+    for k, f in folders.items():
+        lines.append(
+            f"| {k} | `{_rel(f, root)}` | {'reused' if timings.get(k, 0) == 0 else f'{timings[k]:.0f}'} |"
+        )
+    lines += ["", f"Total wall time of the stages run this time: {total_s / 60:.1f} min.", ""]
+    out = root / "report.md"
+    tmp = root / f".report.md.{os.getpid()}"
+    tmp.write_text("\n".join(lines))
+    os.replace(tmp, out)
+    return out

@@ -1,0 +1,214 @@
+"""The main job as cached stages: each stage is one of the library's scripts, run in its own folder.
+
+A stage's folder is named after a hash of its script, overrides and upstream stages, so changing a
+setting runs the stage again in a new folder (the old results stay), and an unchanged stage is reused.
+A stage that was interrupted is re-run in the same folder, where the script itself resumes.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import subprocess
+import sys
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def flatten_overrides(cfg: dict[str, Any], prefix: str = "") -> list[str]:
+    """{"train": {"steps": 5}, "encoder": "tiny"} -> ["train.steps=5", "encoder=tiny"] (Hydra CLI syntax)."""
+    out: list[str] = []
+    for key, value in cfg.items():
+        name = f"{prefix}{key}"
+        if isinstance(value, dict):
+            out.extend(flatten_overrides(value, name + "."))
+        elif isinstance(value, (list, tuple)):
+            out.append(f"{name}=[{','.join(str(v) for v in value)}]")
+        elif value is None:
+            out.append(f"{name}=null")
+        elif isinstance(value, bool):
+            out.append(f"{name}={'true' if value else 'false'}")
+        else:
+            out.append(f"{name}={value}")
+    return out
+
+
+@dataclass
+class Stage:
+    """One step of the pipeline: a script, its arguments, and what it must leave behind.
+
+    Arguments may name ``{stage_dir}`` (this stage's folder) and ``{<upstream name>}`` (an upstream
+    stage's folder); they are filled in when the command is built, never part of the stage's identity.
+    """
+
+    name: str
+    script: str
+    args: list[str]
+    outputs: list[str]  # files (relative to the stage folder) whose existence marks the stage done
+    upstream: list[Stage] = field(default_factory=list)
+
+    @property
+    def key(self) -> str:
+        """Hash of everything that decides this stage's result, including its upstream stages."""
+        blob = json.dumps({"script": self.script, "args": self.args, "up": [u.key for u in self.upstream]})
+        return hashlib.sha256(blob.encode()).hexdigest()[:10]
+
+    def folder(self, root: Path) -> Path:
+        """Where this stage runs: root/<name>-<key>."""
+        return root / f"{self.name}-{self.key}"
+
+    def command(self, root: Path, python: str) -> list[str]:
+        """The full command line with the folder placeholders filled in."""
+        subst = {f"{{{u.name}}}": str(u.folder(root)) for u in self.upstream}
+        subst["{stage_dir}"] = str(self.folder(root))
+        args = []
+        for a in self.args:
+            for k, v in subst.items():
+                a = a.replace(k, v)
+            args.append(a)
+        return [python, str(ROOT / "scripts" / self.script), *args]
+
+
+def run_stage(stage: Stage, root: Path, python: str, log: Any = print) -> tuple[Path, float, bool]:
+    """Run (or reuse) a stage; returns (folder, seconds spent, reused)."""
+    folder = stage.folder(root)
+    done = folder / "stage_done.json"
+    if done.exists() and all((folder / o).exists() for o in stage.outputs):
+        log(f"[pipeline] {stage.name}: reusing {folder}")
+        return folder, 0.0, True
+    folder.mkdir(parents=True, exist_ok=True)
+    cmd = stage.command(root, python)
+    log(f"[pipeline] {stage.name}: {' '.join(cmd[1:])}")
+    t0 = time.perf_counter()
+    env = {**os.environ, "PYTHONPATH": str(ROOT) + os.pathsep + os.environ.get("PYTHONPATH", "")}
+    with (folder / "stage.log").open("a") as logf:
+        proc = subprocess.run(cmd, cwd=ROOT, env=env, stdout=logf, stderr=subprocess.STDOUT)
+    dt = time.perf_counter() - t0
+    if proc.returncode != 0:
+        tail = (folder / "stage.log").read_text().splitlines()[-15:]
+        raise RuntimeError(
+            f"stage {stage.name} failed (exit {proc.returncode}); log {folder / 'stage.log'}:\n"
+            + "\n".join(tail)
+        )
+    missing = [o for o in stage.outputs if not (folder / o).exists()]
+    if missing:
+        raise RuntimeError(f"stage {stage.name} finished but did not write {missing} in {folder}")
+    tmp = done.with_suffix(".tmp")
+    tmp.write_text(json.dumps({"command": cmd, "seconds": dt, "key": stage.key}, indent=2))
+    os.replace(tmp, done)
+    log(f"[pipeline] {stage.name}: done in {dt:.0f} s")
+    return folder, dt, False
+
+
+def build_stages(cfg: dict[str, Any]) -> dict[str, Stage]:
+    """The pipeline's stages from its config (see configs/pipeline.yaml), in run order."""
+    env_choice, planner_choice = cfg["env_choice"], cfg["planner_choice"]
+    device = cfg.get("device", "auto")
+    env_kw = [f"env.kwargs.{k}={v}" for k, v in (cfg.get("env_kwargs") or {}).items()]
+    collect = Stage(
+        "collect",
+        "collect.py",
+        [
+            f"env={env_choice}",
+            *env_kw,
+            *flatten_overrides(cfg["collect"]),
+            "out={stage_dir}/data.h5",
+            "hydra.run.dir={stage_dir}/hydra",
+        ],
+        ["data.h5"],
+    )
+    pretrain = Stage(
+        "pretrain",
+        "pretrain.py",
+        [
+            "data.path={collect}/data.h5",
+            f"device={device}",
+            *flatten_overrides(cfg["pretrain"]),
+            "out_dir={stage_dir}",
+        ],
+        ["encoder.pt", "encoder_random.pt"],
+        upstream=[collect],
+    )
+    stages = {"collect": collect, "pretrain": pretrain}
+    encoders = {"world_model": "encoder.pt"}
+    if cfg.get("compare_random_init", True):
+        encoders["random_init"] = "encoder_random.pt"
+    for name, enc in encoders.items():
+        stages[f"predictor_{name}"] = Stage(
+            f"predictor_{name}",
+            "train_predictor.py",
+            [
+                "data.path={collect}/data.h5",
+                f"encoder.path={{pretrain}}/{enc}",
+                f"device={device}",
+                *flatten_overrides(cfg["predictor"]),
+                "out_dir={stage_dir}",
+            ],
+            ["world_model.pt"],
+            upstream=[collect, pretrain],
+        )
+    if cfg.get("diagnostics", True):
+        stages["probe"] = Stage(
+            "probe",
+            "probe_encoder.py",
+            [
+                "--data",
+                "{collect}/data.h5",
+                "--encoder",
+                "{pretrain}/encoder.pt",
+                "--random",
+                "{pretrain}/encoder_random.pt",
+                "--json",
+                "{stage_dir}/probe.json",
+            ],
+            ["probe.json"],
+            upstream=[collect, pretrain],
+        )
+        for name in encoders:
+            stages[f"rollout_error_{name}"] = Stage(
+                f"rollout_error_{name}",
+                "rollout_error.py",
+                [f"{{predictor_{name}}}/world_model.pt", "--out", "{stage_dir}"],
+                ["rollout_error.json"],
+                upstream=[stages[f"predictor_{name}"]],
+            )
+    wm_args = [f"++world_models.{name}={{predictor_{name}}}/world_model.pt" for name in encoders]
+    stages["evaluate"] = Stage(
+        "evaluate",
+        "evaluate.py",
+        [
+            f"env={env_choice}",
+            f"planner={planner_choice}",
+            *env_kw,
+            f"device={device}",
+            *wm_args,
+            *flatten_overrides(cfg["evaluate"]),
+            "out_dir={stage_dir}",
+        ],
+        ["summary.json"],
+        upstream=[stages[f"predictor_{n}"] for n in encoders],
+    )
+    return stages
+
+
+def run_pipeline(cfg: dict[str, Any], log: Any = print) -> dict[str, Any]:
+    """Run every stage in order and write root/report.md; returns the timing and paths."""
+    from worldmodel.eval.report import write_report
+
+    root = Path(cfg["root"]).resolve()
+    root.mkdir(parents=True, exist_ok=True)
+    python = cfg.get("python") or sys.executable
+    timings: dict[str, float] = {}
+    folders: dict[str, Path] = {}
+    t0 = time.perf_counter()
+    for name, stage in build_stages(cfg).items():
+        folders[name], timings[name], _ = run_stage(stage, root, python, log)
+    total = time.perf_counter() - t0
+    report = write_report(root, folders, timings, total, cfg)
+    log(f"[pipeline] report: {report}  (stages ran {total / 60:.1f} min this time)")
+    return {"report": str(report), "timings": timings, "folders": {k: str(v) for k, v in folders.items()}}
