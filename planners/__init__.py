@@ -1,4 +1,4 @@
-"""Batched action-sequence planners (CEM, MPPI, iCEM, gradient) and a receding-horizon controller; torch only."""
+"""Batched action-sequence planners (CEM, MPPI, iCEM, gradient) and an MPC controller; imports torch only."""
 
 from planners.base import CostFn, Planner, PlanResult, sanitize_costs, shift_plan
 from planners.cem import CEMPlanner

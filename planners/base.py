@@ -22,7 +22,8 @@ class PlanResult:
     """Outcome of one planning call; every tensor stays on the planner's device (no host copies).
 
     Fields:
-        actions: (B, H, A) the sequence to execute (best evaluated sample for CEM/iCEM/GD, weighted mean for MPPI).
+        actions: (B, H, A) the sequence to execute (best evaluated sample for CEM/iCEM/GD, weighted mean
+            for MPPI).
         mean: (B, H, A) final centre of the search distribution; the right thing to shift for a warm start.
         best_cost: (B,) lowest finite cost seen among evaluated samples (+inf when none was finite).
         cost_history: (B, I) best sample cost at each iteration.
@@ -56,7 +57,7 @@ def sanitize_costs(costs: Tensor) -> Tensor:
 
 
 def shift_plan(actions: Tensor, steps: int, fill: Tensor | None = None) -> Tensor:
-    """Shift a plan (B, H, A) left by `steps` for warm starting; the tail repeats the last action or `fill`."""
+    """Shift a plan (B, H, A) left by `steps` for a warm start; the tail repeats the last action or `fill`."""
     if steps <= 0:
         return actions.clone()
     h = actions.shape[-2]
@@ -152,7 +153,8 @@ class Planner(ABC):
         """Call cost_fn on (B, S, H, A) and return sanitised (B, S) float costs."""
         costs = cost_fn(actions)
         if costs.shape != actions.shape[:2]:
-            raise ValueError(f"cost_fn must return (B, S)={tuple(actions.shape[:2])}, got {tuple(costs.shape)}")
+            want = tuple(actions.shape[:2])
+            raise ValueError(f"cost_fn must return (B, S)={want}, got {tuple(costs.shape)}")
         return sanitize_costs(costs.to(torch.float32))
 
     @abstractmethod
@@ -165,7 +167,8 @@ def track_best(
 ) -> tuple[Tensor, Tensor, Tensor]:
     """Update running best (B,), (B, H, A) from this iteration's costs (B, S) and samples (B, S, H, A)."""
     it_best, idx = costs.min(dim=1)  # (B,), (B,)
-    cand = samples.gather(1, idx[:, None, None, None].expand(-1, 1, *samples.shape[2:])).squeeze(1)  # (B, H, A)
+    index = idx[:, None, None, None].expand(-1, 1, *samples.shape[2:])  # (B, 1, H, A)
+    cand = samples.gather(1, index).squeeze(1)  # (B, H, A)
     better = it_best < best_cost  # (B,)
     new_cost = torch.where(better, it_best, best_cost)
     new_actions = torch.where(better[:, None, None], cand, best_actions)

@@ -82,7 +82,7 @@ class CEMPlanner(Planner):
             s = self.population(i)
             samples = self.clip(mean[:, None] + std[:, None] * self.noise(b, s))  # (B, S, H, A)
             if self.inject_mean:
-                samples = torch.cat([samples[:, : s - 1], mean[:, None]], dim=1)  # mean is already clipped
+                samples = torch.cat([samples[:, : s - 1], self.clip(mean)[:, None]], dim=1)  # (B, S, H, A)
             costs = self.evaluate(cost_fn, samples)  # (B, S)
             if kept is not None and kept_costs is not None:
                 samples = torch.cat([samples, kept], dim=1)  # (B, S+R, H, A)

@@ -64,7 +64,8 @@ class GradientPlanner(Planner):
             with torch.no_grad():
                 mean = self.cem.plan(cost_fn, batch_size, mean).actions  # (B, H, A)
         r = self.num_samples
-        scatter = self.init_std * self.half_range * self.randn(batch_size, r - 1, self.horizon, self.action_dim)
+        noise = self.randn(batch_size, r - 1, self.horizon, self.action_dim)  # (B, R-1, H, A)
+        scatter = self.init_std * self.half_range * noise
         return self.clip(torch.cat([mean[:, None], mean[:, None] + scatter], dim=1))  # (B, R, H, A)
 
     def plan(self, cost_fn: CostFn, batch_size: int, initial_mean: Tensor | None = None) -> PlanResult:

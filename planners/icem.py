@@ -1,4 +1,4 @@
-"""iCEM planner (Pinneri et al. 2020): CEM with coloured noise, population decay, elite retention, mean injection."""
+"""iCEM (Pinneri et al. 2020): CEM with coloured noise, population decay, elite retention, mean injection."""
 
 from __future__ import annotations
 
@@ -9,33 +9,40 @@ from planners.base import BoundLike
 from planners.cem import CEMPlanner
 
 
-def colored_noise(
-    beta: float, batch_size: int, num: int, horizon: int, action_dim: int, generator: torch.Generator,
-    device: torch.device,
-) -> Tensor:
-    """Unit-variance Gaussian noise (B, S, H, A) with power spectrum ∝ 1/f^beta along H (beta=0 is white).
+def noise_spectrum(beta: float, horizon: int, device: torch.device) -> tuple[Tensor, Tensor]:
+    """Per-frequency amplitudes (F,) and real-only mask (F,) for 1/f^beta noise, built without host syncs.
 
-    Spectrum amplitudes f^(-beta/2) (f_0 clamped to 1/H) scale complex Gaussians; DC and Nyquist terms are
-    real with √2 weight so beta=0 gives exactly independent samples; the inverse real FFT is then divided by
-    its analytic per-step std.
+    Amplitudes are f^(-beta/2) with f_0 clamped to 1/H, divided by the analytic per-step std of the inverse
+    real FFT so samples have unit variance. DC (and Nyquist for even H) bins are real with a sqrt(2) weight,
+    which makes beta=0 exactly white.
     """
     n_freq = horizon // 2 + 1
-    f = torch.arange(n_freq, device=device, dtype=torch.float32) / horizon  # (F,)
-    f[0] = 1.0 / horizon
+    k = torch.arange(n_freq, device=device)  # (F,)
+    f = (k.float() / horizon).clamp_min(1.0 / horizon)  # (F,)
     amp = f.pow(-beta / 2.0)  # (F,)
+    real_only = (k == 0) | (k * 2 == horizon)  # (F,)
+    # Var(x_t) = sum_k w_k amp_k^2 / H^2 with w = 2 for real-only bins (after the sqrt 2), 4 for complex bins.
+    weight = torch.where(real_only, 2.0, 4.0)  # (F,)
+    std = (weight * amp.pow(2)).sum().sqrt() / horizon
+    scale = torch.where(real_only, amp * 2.0**0.5, amp) / std  # (F,)
+    return scale, real_only
+
+
+def colored_noise(
+    beta: float, batch_size: int, num: int, horizon: int, action_dim: int, generator: torch.Generator,
+    device: torch.device, spectrum: tuple[Tensor, Tensor] | None = None,
+) -> Tensor:
+    """Unit-variance Gaussian noise (B, S, H, A) with power spectrum ∝ 1/f^beta along H via an inverse FFT.
+
+    Pass a precomputed `noise_spectrum(beta, horizon, device)` to skip rebuilding it on every call.
+    """
+    scale, real_only = noise_spectrum(beta, horizon, device) if spectrum is None else spectrum  # (F,), (F,)
+    n_freq = scale.shape[0]
     real = torch.randn(batch_size, num, action_dim, n_freq, generator=generator, device=device)  # (B,S,A,F)
     imag = torch.randn(batch_size, num, action_dim, n_freq, generator=generator, device=device)  # (B,S,A,F)
-    real_only = torch.zeros(n_freq, dtype=torch.bool, device=device)  # DC (and Nyquist for even H)
-    real_only[0] = True
-    if horizon % 2 == 0:
-        real_only[-1] = True
-    scale = torch.where(real_only, amp * 2.0**0.5, amp)  # (F,)
-    imag = torch.where(real_only, torch.zeros_like(imag), imag)
+    imag = torch.where(real_only, 0.0, imag)
     x = torch.fft.irfft(torch.complex(real * scale, imag * scale), n=horizon, dim=-1)  # (B, S, A, H)
-    # Var(x_t) = sum_k w_k amp_k^2 / H^2, w = 2 for real-only bins (after the sqrt 2), 4 for complex bins.
-    weight = torch.where(real_only, torch.full_like(amp, 2.0), torch.full_like(amp, 4.0))  # (F,)
-    std = (weight * amp.pow(2)).sum().sqrt() / horizon
-    return (x / std).transpose(-1, -2)  # (B, S, H, A)
+    return x.transpose(-1, -2)  # (B, S, H, A)
 
 
 class ICEMPlanner(CEMPlanner):
@@ -75,6 +82,7 @@ class ICEMPlanner(CEMPlanner):
             raise ValueError("population_decay must be >= 1")
         self.noise_beta = float(noise_beta)
         self.population_decay = float(population_decay)
+        self.spectrum = noise_spectrum(self.noise_beta, self.horizon, self.device)  # built once, on device
 
     def population(self, iteration: int) -> int:
         """Decayed sample count for `iteration`, never below 2·num_elites (or num_samples if smaller)."""
@@ -84,4 +92,4 @@ class ICEMPlanner(CEMPlanner):
     def noise(self, batch_size: int, num: int) -> Tensor:
         """Coloured noise (B, S, H, A) with exponent `noise_beta`."""
         return colored_noise(self.noise_beta, batch_size, num, self.horizon, self.action_dim, self.generator,
-                             self.device)
+                             self.device, self.spectrum)

@@ -19,7 +19,9 @@ class RecedingHorizonController:
             last action); if False every plan starts from the centre of the action box.
     """
 
-    def __init__(self, planner: Planner, num_envs: int, execute_steps: int = 1, warm_start: bool = True) -> None:
+    def __init__(
+        self, planner: Planner, num_envs: int, execute_steps: int = 1, warm_start: bool = True
+    ) -> None:
         """Store the planner and allocate no warm start yet."""
         if not 1 <= execute_steps <= planner.horizon:
             raise ValueError("execute_steps must be in [1, planner.horizon]")
@@ -31,7 +33,7 @@ class RecedingHorizonController:
         self.last_result: PlanResult | None = None
 
     def act(self, cost_fn: CostFn) -> Tensor:
-        """Replan for all envs and return the first k actions (B, k, A); keeps the shifted plan for next time."""
+        """Replan all envs, return the first k actions (B, k, A) and keep the shifted plan as warm start."""
         result = self.planner.plan(cost_fn, self.num_envs, self.mean if self.warm_start else None)
         self.last_result = result
         self.mean = shift_plan(result.mean, self.execute_steps)  # (B, H, A)

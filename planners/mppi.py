@@ -14,7 +14,8 @@ class MPPIPlanner(Planner):
     Weight convention (max-subtraction for stability): w = softmax(-(c - min c) / temperature) over the S
     samples of each environment, i.e. w_s = exp(-(c_s - c_min)/λ) / Σ exp(-(c_j - c_min)/λ). Non-finite costs
     get weight 0; if every cost of an environment is non-finite its mean is left unchanged.
-    Bounds are enforced by clipping samples into the box (the control-cost term uses the clipped perturbation).
+    Bounds are enforced by clipping samples into the box (the control-cost term uses the clipped
+    perturbation).
 
     Args (beyond `Planner`'s horizon, num_samples, iterations, seed, bounds, device):
         temperature: λ > 0 in the weights above (same units as the cost).
@@ -74,8 +75,8 @@ class MPPIPlanner(Planner):
             best_cost, best_actions, it_best = track_best(best_cost, best_actions, costs, samples)
             if self.control_cost > 0:
                 eps = samples - mean[:, None]  # (B, S, H, A)
-                costs = costs + self.control_cost * (mean[:, None] * eps / std[:, None].pow(2).clamp_min(1e-12)).sum(
-                    dim=(2, 3))
+                inv_var = 1.0 / std[:, None].pow(2).clamp_min(1e-12)  # (B, 1, H, A)
+                costs = costs + self.control_cost * (mean[:, None] * eps * inv_var).sum(dim=(2, 3))
             w = self.weights(costs)  # (B, S)
             has_any = w.sum(dim=1) > 0  # (B,)
             new_mean = (w[:, :, None, None] * samples).sum(dim=1)  # (B, H, A)

@@ -3,8 +3,8 @@
 Problem: a random-weight ActionConditionedPredictor (latency does not depend on training), T0 history
 latents per env, a goal latent, L1 goal cost on the predicted latents (all steps or the final one).
 Rows:
-  ours        planners.CEMPlanner (or MPPI) over all B envs at once; cost = predictor.rollout with the KV cache,
-              the history prefix shared by an env's samples, row chunking on CPU, a CUDA graph on GPU.
+  ours        planners.CEMPlanner (or MPPI) over all B envs at once; cost = predictor.rollout with the KV
+              cache, the history prefix shared by an env's samples, row chunking on CPU, a CUDA graph on GPU.
   ref (a)     what DINO-WM / stable-worldmodel planners do by default: a Python loop over envs, CEM whose
               cost re-runs the model over the whole prefix at each imagined step (no cache) and an `.item()`
               host sync every iteration. Same samples x iterations x horizon and elites as ours.
@@ -20,6 +20,7 @@ import statistics
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
+from functools import partial
 
 import torch
 from torch import Tensor, nn
@@ -30,9 +31,8 @@ from planners.icem import ICEMPlanner
 from planners.mppi import MPPIPlanner
 from worldmodel.models.predictor import ActionConditionedPredictor
 
-
 _TRL_ENV: list[object] = []  # last torchrl env built (used by the equivalence check)
-MPPI_TEMPERATURE = 0.05  # lambda for our MPPI; torchrl gets temperature 1/lambda (it multiplies, no max-shift)
+MPPI_TEMPERATURE = 0.05  # lambda of our MPPI; torchrl gets 1/lambda (it multiplies, no max-subtraction)
 
 
 @dataclass(frozen=True)
@@ -49,7 +49,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--device", default="cpu", help="cpu or cuda")
     p.add_argument("--quick", action="store_true", help="reduced run: smaller budget, 1 repeat")
-    p.add_argument("--gpu-target", action="store_true", help="~15M-param predictor, 300 x 30 x 5 (GPU target)")
+    p.add_argument("--gpu-target", action="store_true", help="~15M-param model, 300x30x5 (GPU target)")
     p.add_argument("--width", type=int, default=192)
     p.add_argument("--depth", type=int, default=6)
     p.add_argument("--heads", type=int, default=6)
@@ -63,13 +63,16 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--elites", type=int, default=30)
     p.add_argument("--envs", default="1,16", help="comma-separated env counts B")
     p.add_argument("--cost", choices=["all", "final"], default="all", help="L1 on all or the final latent")
-    p.add_argument("--chunk-size", type=int, default=-1, help="rows per rollout chunk (-1: 300 on CPU, none on GPU)")
+    p.add_argument("--chunk-size", type=int, default=-1, help="rows per chunk (-1: 300 CPU, none GPU)")
     p.add_argument("--repeats", type=int, default=3, help="timed plans per row (median reported)")
     p.add_argument("--ref-envs", type=int, default=0,
                    help="time the per-env reference on this many envs and scale linearly (0 = all)")
     p.add_argument("--threads", type=int, default=0, help="torch intra-op threads (0 = leave default)")
     p.add_argument("--no-graph", action="store_true", help="GPU: do not CUDA-graph our cost function")
     p.add_argument("--tf32", action=argparse.BooleanOptionalAction, default=True, help="GPU: TF32 matmuls")
+    p.add_argument("--bf16", action="store_true", help="GPU: bfloat16 predictor weights (ours and reference)")
+    p.add_argument("--compile", action="store_true", help="GPU: torch.compile our CEM/MPPI cost")
+    p.add_argument("--profile", action="store_true", help="GPU: print the top CUDA kernels of one plan")
     p.add_argument("--skip-torchrl", action="store_true")
     p.add_argument("--skip-reference", action="store_true")
     args = p.parse_args(argv)
@@ -107,28 +110,31 @@ def timed(fn: Callable[[], object], device: torch.device, repeats: int) -> tuple
     return statistics.median(walls), statistics.median(cpus)
 
 
-def make_problem(args: argparse.Namespace, b: int, device: torch.device, seed: int = 0) -> Problem:
-    """Random history latents, past actions and goal latents for B envs."""
+def make_problem(args: argparse.Namespace, b: int, device: torch.device, seed: int = 0,
+                 dtype: torch.dtype = torch.float32) -> Problem:
+    """Random history latents, past actions and goal latents for B envs (model inputs in `dtype`)."""
     g = torch.Generator(device="cpu").manual_seed(seed)
     hist = torch.randn(b, args.history, args.tokens, args.latent_dim, generator=g)
     acts = torch.rand(b, args.history - 1, args.action_dim, generator=g) * 2 - 1
     goal = torch.randn(b, args.tokens, args.latent_dim, generator=g)
-    return Problem(hist.to(device), acts.to(device), goal.to(device))
+    return Problem(hist.to(device, dtype), acts.to(device, dtype), goal.to(device))
 
 
 def l1_cost(latents: Tensor, goal: Tensor, mode: str) -> Tensor:
-    """L1 goal distance of predicted latents (..., H, N, D) to goal (..., N, D): sum over H (all) or last step."""
+    """L1 distance of predicted latents (..., H, N, D) to goal (..., N, D), summed over H (all) or last."""
     diff = (latents - goal.unsqueeze(-3)).abs().mean(dim=(-2, -1))  # (..., H)
     return diff.sum(dim=-1) if mode == "all" else diff[..., -1]
 
 
 # ---- ours ------------------------------------------------------------------------------------------------
-def our_cost(model: ActionConditionedPredictor, prob: Problem, mode: str, chunk: int | None) -> Callable[[Tensor], Tensor]:
+def our_cost(model: ActionConditionedPredictor, prob: Problem, mode: str, chunk: int | None
+             ) -> Callable[[Tensor], Tensor]:
     """Batched cost (B, S, H, A) -> (B, S): one cached rollout for all envs and samples."""
 
     def cost(actions: Tensor) -> Tensor:
-        lat, _ = model.rollout(prob.history, actions, action_history=prob.action_history, chunk_size=chunk)
-        return l1_cost(lat, prob.goal[:, None], mode)  # lat (B, S, H, N, D)
+        lat, _ = model.rollout(prob.history, actions.to(prob.history.dtype),
+                               action_history=prob.action_history, chunk_size=chunk)
+        return l1_cost(lat.float(), prob.goal[:, None], mode)  # lat (B, S, H, N, D)
 
     return cost
 
@@ -136,7 +142,7 @@ def our_cost(model: ActionConditionedPredictor, prob: Problem, mode: str, chunk:
 # ---- reference (a): per-env loop, uncached rollouts, host sync every iteration --------------------------
 def reference_plan(model: ActionConditionedPredictor, prob: Problem, args: argparse.Namespace, n_envs: int,
                    gen: torch.Generator) -> list[float]:
-    """Plan envs one at a time with CEM, re-running the full prefix per imagined step, `.item()` per iteration."""
+    """Plan envs one at a time with CEM, re-running the full prefix per imagined step, `.item()` per iter."""
     device = prob.history.device
     s, h, a, k = args.samples, args.horizon, args.action_dim, args.elites
     best_costs = []
@@ -148,19 +154,19 @@ def reference_plan(model: ActionConditionedPredictor, prob: Problem, args: argpa
         best = float("inf")
         for _ in range(args.iterations):
             acts = (mean + std * torch.randn(s, h, a, generator=gen, device=device)).clamp(-1, 1)  # (S, H, A)
-            lat, _ = model.rollout(hist, acts, action_history=ah, use_cache=False)  # (S, H, N, D)
-            costs = l1_cost(lat, prob.goal[e : e + 1], args.cost)  # (S,)
+            lat, _ = model.rollout(hist, acts.to(hist.dtype), action_history=ah, use_cache=False)  # (S,H,N,D)
+            costs = l1_cost(lat.float(), prob.goal[e : e + 1], args.cost)  # (S,)
             elite_costs, idx = costs.topk(k, largest=False)
             elites = acts[idx]  # (K, H, A)
             mean, std = elites.mean(0), elites.std(0)
-            best = min(best, elite_costs[0].item())  # host sync, as the reference planners log every iteration
+            best = min(best, elite_costs[0].item())  # host sync: reference planners log every iteration
         best_costs.append(best)
     return best_costs
 
 
 # ---- torchrl (b) -------------------------------------------------------------------------------------------
 class _WindowStep(nn.Module):
-    """One imagined step on a fixed window: writes the action at frame t, runs the predictor over the window."""
+    """One imagined step on a fixed window: write the action at frame t, run the predictor on the window."""
 
     def __init__(self, model: ActionConditionedPredictor, window: int, last: int, mode: str) -> None:
         """Keep the predictor, the window length F and the index of the final imagined input frame."""
@@ -175,7 +181,8 @@ class _WindowStep(nn.Module):
         frame = torch.arange(f, device=latents.device)  # (F,)
         here = frame == t  # (..., F) one-hot of the current frame
         acts = torch.where(here[..., None], action[..., None, :], acts)  # (..., F, A)
-        pred, _ = self.model(latents.reshape(-1, f, n, d), acts.reshape(-1, f, acts.shape[-1]))  # (R, F, N, D)
+        flat_acts = acts.reshape(-1, f, acts.shape[-1])  # (R, F, A)
+        pred, _ = self.model(latents.reshape(-1, f, n, d), flat_acts)  # (R, F, N, D)
         idx = t.reshape(-1, 1, 1, 1).expand(-1, 1, n, d)
         z_next = pred.gather(1, idx).reshape(*lead, n, d)  # (..., N, D)
         nxt = frame == t + 1  # (..., F)
@@ -238,10 +245,16 @@ def make_torchrl(model: ActionConditionedPredictor, args: argparse.Namespace, de
         acts = torch.zeros(b, window, a, device=device)
         acts[:, : args.history - 1] = prob.action_history
         t = torch.full((b, 1), args.history - 1, dtype=torch.int64, device=device)
-        return TensorDict({"latents": lat, "acts": acts, "t": t, "goal": prob.goal}, batch_size=[b], device=device)
+        fields = {"latents": lat, "acts": acts, "t": t, "goal": prob.goal}
+        return TensorDict(fields, batch_size=[b], device=device)
 
     return cem, mppi, state
 
+
+
+def _call_fresh(planner: nn.Module, td: object) -> object:
+    """Call a torchrl planner on a fresh copy of the initial state tensordict."""
+    return planner(td.clone())  # type: ignore[attr-defined]
 
 
 class _ActionFeeder:
@@ -259,16 +272,18 @@ class _ActionFeeder:
 
 
 def check_equivalence(model: ActionConditionedPredictor, args: argparse.Namespace, device: torch.device,
-                      with_torchrl: bool) -> None:
+                      with_torchrl: bool, dtype: torch.dtype = torch.float32) -> None:
     """All three rows must score the same action sequences identically: cached, uncached and torchrl env."""
-    prob = make_problem(args, 2, device, seed=1)
+    prob = make_problem(args, 2, device, seed=1, dtype=dtype)
     g = torch.Generator(device="cpu").manual_seed(1)
-    acts = (torch.rand(2, 3, args.horizon, args.action_dim, generator=g) * 2 - 1).to(device)  # (B, S, H, A)
+    acts = torch.rand(2, 3, args.horizon, args.action_dim, generator=g) * 2 - 1  # (B, S, H, A)
+    acts = acts.to(device, dtype)
     lat, _ = model.rollout(prob.history, acts, action_history=prob.action_history)  # (B, S, H, N, D)
-    per_step = (lat - prob.goal[:, None, None]).abs().mean(dim=(-2, -1))  # (B, S, H)
+    per_step = (lat.float() - prob.goal[:, None, None]).abs().mean(dim=(-2, -1))  # (B, S, H)
     ref, _ = model.rollout(prob.history.repeat_interleave(3, 0), acts.reshape(6, args.horizon, -1),
                            action_history=prob.action_history.repeat_interleave(3, 0), use_cache=False)
-    ref_step = (ref - prob.goal.repeat_interleave(3, 0)[:, None]).abs().mean(dim=(-2, -1)).reshape(2, 3, -1)
+    ref_goal = prob.goal.repeat_interleave(3, 0)[:, None]  # (B*S, 1, N, D)
+    ref_step = (ref.float() - ref_goal).abs().mean(dim=(-2, -1)).reshape(2, 3, -1)  # (B, S, H)
     msg = f"equivalence: cached vs uncached per-step L1 max diff {(per_step - ref_step).abs().max():.2e}"
     if with_torchrl:
         _, _, state = make_torchrl(model, args, device)
@@ -282,66 +297,97 @@ def check_equivalence(model: ActionConditionedPredictor, args: argparse.Namespac
     print(msg)
 
 
+def profile_plan(planner: CEMPlanner, cost: Callable[[Tensor], Tensor], b: int) -> None:
+    """Print the CUDA kernels that dominate one plan call (where the GPU time goes)."""
+    from torch.profiler import ProfilerActivity, profile
+
+    with profile(activities=[ProfilerActivity.CPU, ProfilerActivity.CUDA]) as prof:
+        planner.plan(cost, b)
+        torch.cuda.synchronize()
+    print(prof.key_averages().table(sort_by="self_cuda_time_total", row_limit=12, max_name_column_width=60))
+
+
 def main(argv: list[str] | None = None) -> None:
     """Run the benchmark rows for each B and print latencies and ratios."""
     args = parse_args(argv)
+    if not args.skip_torchrl:
+        try:
+            import torchrl  # noqa: F401
+        except ImportError:
+            print("torchrl not importable here: torchrl rows skipped")
+            args.skip_torchrl = True
     if args.threads > 0:
         torch.set_num_threads(args.threads)
     device = torch.device(args.device)
+    cuda = device.type == "cuda"
     if device.type == "cuda":
-        torch.backends.cuda.matmul.allow_tf32 = args.tf32
-        torch.backends.cudnn.allow_tf32 = args.tf32
+        torch.set_float32_matmul_precision("high" if args.tf32 else "highest")
     chunk = (300 if device.type == "cpu" else None) if args.chunk_size < 0 else (args.chunk_size or None)
     torch.manual_seed(0)
-    model = ActionConditionedPredictor(args.latent_dim, args.action_dim, num_tokens=args.tokens, width=args.width,
-                                       depth=args.depth, heads=args.heads,
-                                       max_frames=max(16, args.history + args.horizon)).to(device).eval()
+    dtype = torch.bfloat16 if cuda and args.bf16 else torch.float32
+    model = ActionConditionedPredictor(args.latent_dim, args.action_dim, num_tokens=args.tokens,
+                                       width=args.width, depth=args.depth, heads=args.heads,
+                                       max_frames=max(16, args.history + args.horizon))
+    model = model.to(device, dtype).eval()
     n_params = sum(p.numel() for p in model.parameters())
     envs = [int(x) for x in args.envs.split(",")]
-    name = torch.cuda.get_device_name(device) if device.type == "cuda" else f"cpu x{torch.get_num_threads()} threads"
+    name = torch.cuda.get_device_name(device) if cuda else f"cpu x{torch.get_num_threads()} threads"
     print(f"device: {name} | torch {torch.__version__}")
     print(f"predictor: width {args.width} depth {args.depth} heads {args.heads} tokens/frame {args.tokens} "
           f"latent {args.latent_dim} params {n_params / 1e6:.2f}M | history T0={args.history}")
     print(f"budget: {args.samples} samples x {args.iterations} iterations x horizon {args.horizon}, "
           f"{args.elites} elites, cost L1 ({args.cost}) | chunk {chunk} | repeats {args.repeats} "
-          f"| graph {device.type == 'cuda' and not args.no_graph} | tf32 {device.type == 'cuda' and args.tf32}")
+          f"| graph {cuda and not args.no_graph} | tf32 {cuda and args.tf32} | bf16 {cuda and args.bf16} "
+          f"| compile {cuda and args.compile}")
     low, high = -torch.ones(args.action_dim, device=device), torch.ones(args.action_dim, device=device)
     results: dict[tuple[str, int], tuple[float, float]] = {}
     with torch.inference_mode():
-        check_equivalence(model, args, device, not args.skip_torchrl)
+        check_equivalence(model, args, device, not args.skip_torchrl, dtype)
         for b in envs:
-            prob = make_problem(args, b, device)
-            cost = our_cost(model, prob, args.cost, chunk)
-            if device.type == "cuda" and not args.no_graph:
-                cost = GraphedCost(cost)
+            prob = make_problem(args, b, device, dtype=dtype)
+            eager_cost = our_cost(model, prob, args.cost, chunk)
+            cost = GraphedCost(eager_cost) if cuda and not args.no_graph else eager_cost
+            fast = cost
+            if cuda and args.compile:  # one fixed shape for CEM/MPPI; iCEM's shrinking population stays eager
+                compiled = torch.compile(eager_cost, fullgraph=True, dynamic=False)
+                fast = compiled if args.no_graph else GraphedCost(compiled)
+            if cuda and not args.no_graph:  # transparency: the same planner without the CUDA graph
+                eager = CEMPlanner(low, high, args.horizon, args.samples, args.iterations, args.elites)
+                run_eager = partial(eager.plan, eager_cost, b)
+                results[("ours CEM (eager, no CUDA graph)", b)] = timed(run_eager, device, args.repeats)
             planners = {
-                "ours CEM": CEMPlanner(low, high, args.horizon, args.samples, args.iterations, args.elites,
-                                       init_std=0.5),
+                "ours CEM": CEMPlanner(low, high, args.horizon, args.samples, args.iterations, args.elites),
                 "ours MPPI": MPPIPlanner(low, high, args.horizon, args.samples, args.iterations,
                                          temperature=MPPI_TEMPERATURE, noise_scale=0.5),
                 "ours iCEM (decaying population; fewer samples)": ICEMPlanner(
                     low, high, args.horizon, args.samples, args.iterations, args.elites),
             }
             for label, planner in planners.items():
-                results[(label, b)] = timed(lambda p=planner: p.plan(cost, b), device, args.repeats)
+                fn = cost if "iCEM" in label else fast
+                results[(label, b)] = timed(partial(planner.plan, fn, b), device, args.repeats)
             if device.type == "cuda":
                 torch.cuda.set_sync_debug_mode("error")  # proves no host sync inside a plan call
                 try:
-                    planners["ours CEM"].plan(cost, b)
+                    planners["ours CEM"].plan(fast, b)
                 finally:
                     torch.cuda.set_sync_debug_mode("default")
+                print(f"B={b}: ours CEM plan ran under cuda sync debug mode 'error' (no host sync detected)")
+                if args.profile:
+                    profile_plan(planners["ours CEM"], eager_cost, b)  # eager: kernels visible
             if not args.skip_reference:
                 n_ref = b if args.ref_envs <= 0 else min(b, args.ref_envs)
                 gen = torch.Generator(device=device).manual_seed(0)
-                wall, cpu = timed(lambda: reference_plan(model, prob, args, n_ref, gen), device, args.repeats)
+                run_ref = partial(reference_plan, model, prob, args, n_ref, gen)
+                wall, cpu = timed(run_ref, device, args.repeats)
                 results[("ref (a) loop+uncached+sync", b)] = (wall * b / n_ref, cpu * b / n_ref)
                 if n_ref < b:
-                    print(f"  note: reference timed on {n_ref} of {b} envs and scaled x{b / n_ref:.1f} (linear loop)")
+                    print(f"  note: reference timed on {n_ref} of {b} envs, scaled x{b / n_ref:.1f} (linear)")
             if not args.skip_torchrl and b == 1:  # the torchrl comparison is at B=1
                 trl_cem, trl_mppi, state = make_torchrl(model, args, device)
                 td = state(prob)
-                results[("torchrl CEMPlanner (b)", b)] = timed(lambda: trl_cem(td.clone()), device, args.repeats)
-                results[("torchrl MPPIPlanner (b)", b)] = timed(lambda: trl_mppi(td.clone()), device, args.repeats)
+                trl_rows = (("torchrl CEMPlanner (b)", trl_cem), ("torchrl MPPIPlanner (b)", trl_mppi))
+                for label, trl in trl_rows:
+                    results[(label, b)] = timed(partial(_call_fresh, trl, td), device, args.repeats)
     print(f"\n{'row':50s} {'B':>3s} {'wall ms/plan':>13s} {'cpu ms/plan':>12s} {'wall ms/env':>12s}")
     for (label, b), (wall, cpu) in results.items():
         print(f"{label:50s} {b:3d} {wall * 1e3:13.1f} {cpu * 1e3:12.1f} {wall * 1e3 / b:12.1f}")
