@@ -66,3 +66,4 @@ __all__ = [
     "make",
     "resolve_id",
 ]
+import envs.adapter  # noqa: E402,F401  (registers wm/GymAdapter-v0: any gymnasium MuJoCo env)

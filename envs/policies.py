@@ -231,6 +231,11 @@ _EXPLORERS: dict[type[MujocoGoalEnv], Callable[..., Policy]] = {
 }
 
 
+def register_explore_policy(env_class: type[MujocoGoalEnv], factory: Callable[..., Policy]) -> None:
+    """Make ``make_policy("explore", env, rng)`` build ``factory(env.unwrapped, rng)`` for ``env_class`` envs."""
+    _EXPLORERS[env_class] = factory
+
+
 def make_policy(name: str, env: gymnasium.Env, rng: np.random.Generator) -> Policy:
     """Build policy ``name`` ('random' or 'explore') for ``env`` (wrapped or not), drawing from ``rng``."""
     if name == "random":
