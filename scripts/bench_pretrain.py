@@ -50,7 +50,7 @@ def build(enc_dict: dict[str, Any], device: torch.device) -> JEPA:
 def loop_loss(
     model: JEPA, pixels: torch.Tensor, masks: list[tuple[torch.Tensor, torch.Tensor]], blocks: list[int]
 ) -> torch.Tensor:
-    """Per-sample reference: for each sample, encode context and targets; for each target block, predict + L1."""
+    """Per-sample reference: per sample encode context and targets; per target block run predictor + L1."""
     grid = model.encoder.cfg.grid(pixels.shape[1], pixels.shape[-1])
     total, count = pixels.new_zeros((), dtype=torch.float32), 0
     for b in range(pixels.shape[0]):
@@ -89,24 +89,22 @@ def child(args: argparse.Namespace) -> dict[str, Any]:
         dtype=torch.uint8,
         generator=g,
     )
-    all_masks = [
-        [(c.to(device), t.to(device)) for c, t in sampler(args.batch_size, g)] for _ in range(n_steps)
-    ]
+    all_masks = [[(c.to(device), t.to(device)) for c, t in sampler(args.batch_size, g)] for _ in range(n_steps)]
     opt = torch.optim.AdamW([p for p in model.parameters() if p.requires_grad], lr=1e-4)
     autocast = (
-        torch.autocast("cuda", dtype=torch.bfloat16)
-        if device.type == "cuda"
-        else torch.autocast("cpu", enabled=False)
+        torch.autocast("cuda", dtype=torch.bfloat16) if device.type == "cuda" else torch.autocast("cpu", enabled=False)
     )
     sync = torch.cuda.synchronize if device.type == "cuda" else (lambda: None)
     if device.type == "cuda":
         torch.cuda.reset_peak_memory_stats()
     base_rss = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
-    losses, t_start = [], 0.0
+    losses, t_start, timed = [], 0.0, 0
     for i in range(n_steps):
         if i == args.warmup:
             sync()
             t_start = time.perf_counter()
+        if i > args.warmup and args.budget_s and time.perf_counter() - t_start > args.budget_s:
+            break  # time cap per variant: report the timed steps completed so far
         pixels = clips[i].to(device)
         with autocast:
             loss = (
@@ -119,12 +117,14 @@ def child(args: argparse.Namespace) -> dict[str, Any]:
         opt.step()
         model.update_target(0.998)
         losses.append(float(loss.detach()))
+        timed += int(i >= args.warmup)
     sync()
     elapsed = time.perf_counter() - t_start
     rec = {
         "variant": args.variant,
-        "clips_per_s": args.batch_size * args.steps / elapsed,
-        "s_per_step": elapsed / args.steps,
+        "timed_steps": timed,
+        "clips_per_s": args.batch_size * timed / elapsed,
+        "s_per_step": elapsed / timed,
         "ctx_tokens": [int(c.shape[1]) for c, _ in all_masks[0]],
         "mean_ctx_tokens": sum(c.shape[1] for m in all_masks for c, _ in m) / (len(all_masks) * len(specs)),
         "mean_tgt_tokens": sum(t.shape[1] for m in all_masks for _, t in m) / (len(all_masks) * len(specs)),
@@ -144,22 +144,21 @@ def main() -> None:
     p.add_argument("--encoder", default="tiny", help="configs/encoder/<name>.yaml")
     p.add_argument("--batch-size", type=int, default=None)
     p.add_argument("--steps", type=int, default=None, help="timed steps per variant")
-    p.add_argument("--warmup", type=int, default=1)
-    p.add_argument(
-        "--threads", type=int, default=None, help="torch threads (default: 2 on cpu, all cores on cuda)"
-    )
+    p.add_argument("--warmup", type=int, default=None, help="untimed steps (default 1 on cpu, 3 on cuda)")
+    p.add_argument("--threads", type=int, default=None, help="torch threads (default: 2 on cpu, all cores on cuda)")
+    p.add_argument("--budget-s", type=float, default=None, help="cap on timed seconds per variant")
     p.add_argument("--quick", action="store_true", help="few steps (smoke / quick comparison)")
     p.add_argument("--variant", choices=["batched", "loop"], help=argparse.SUPPRESS)
     p.add_argument("--json", action="store_true", help="print the raw records as JSON too")
     args = p.parse_args()
     if args.batch_size is None:
         args.batch_size = 64 if args.device.startswith("cuda") else 32
+    if args.warmup is None:
+        args.warmup = 3 if args.device.startswith("cuda") else 1
     if args.threads is None:
-        args.threads = (
-            (os.cpu_count() or 1) if args.device.startswith("cuda") else min(2, os.cpu_count() or 1)
-        )
+        args.threads = (os.cpu_count() or 1) if args.device.startswith("cuda") else min(2, os.cpu_count() or 1)
     if args.steps is None:
-        args.steps = 3 if args.quick else (20 if args.device.startswith("cuda") else 8)
+        args.steps = 2 if args.quick else (20 if args.device.startswith("cuda") else 5)
     if args.variant:
         print("RESULT " + json.dumps(child(args)))
         return
@@ -182,30 +181,31 @@ def main() -> None:
             str(args.warmup),
             "--threads",
             str(args.threads),
+            *(["--budget-s", str(args.budget_s)] if args.budget_s else []),
         ]
         out = subprocess.run(
             cmd, capture_output=True, text=True, check=False, env={**os.environ, "PYTHONPATH": str(ROOT)}
         )
         if out.returncode != 0:
             sys.exit(f"{variant} failed:\n{out.stderr[-3000:]}")
-        recs[variant] = json.loads(
-            next(line for line in out.stdout.splitlines() if line.startswith("RESULT "))[7:]
-        )
+        recs[variant] = json.loads(next(line for line in out.stdout.splitlines() if line.startswith("RESULT "))[7:])
+        r = recs[variant]
+        print(f"[{variant}] {r['clips_per_s']:.1f} clips/s over {r['timed_steps']} timed steps", flush=True)
     dev = torch.cuda.get_device_name(0) if args.device.startswith("cuda") else f"cpu ({args.threads} threads)"
     print(
-        f"device: {dev}  encoder: {args.encoder}  batch: {args.batch_size}  timed steps: {args.steps}  torch {torch.__version__}"
+        f"device: {dev}  encoder: {args.encoder}  batch: {args.batch_size}  max timed steps: {args.steps}  "
+        f"torch {torch.__version__}"
     )
     b, lp = recs["batched"], recs["loop"]
     print(
         f"tokens per sample and mask set: context {b['ctx_tokens']} (mean {b['mean_ctx_tokens']:.1f}), "
-        f"target mean {b['mean_tgt_tokens']:.1f}  [loop: ctx {lp['mean_ctx_tokens']:.1f}, tgt {lp['mean_tgt_tokens']:.1f}]"
+        f"target mean {b['mean_tgt_tokens']:.1f}  "
+        f"[loop: ctx {lp['mean_ctx_tokens']:.1f}, tgt {lp['mean_tgt_tokens']:.1f}]"
     )
     mem_key = "peak_cuda_mb" if "peak_cuda_mb" in b else "rss_growth_mb"
     print(f"{'variant':<10}{'clips/s':>10}{'s/step':>10}{'first loss':>12}{'peak mem MB':>14}  ({mem_key})")
     for name, r in recs.items():
-        print(
-            f"{name:<10}{r['clips_per_s']:>10.1f}{r['s_per_step']:>10.3f}{r['first_loss']:>12.4f}{r[mem_key]:>14.1f}"
-        )
+        print(f"{name:<10}{r['clips_per_s']:>10.1f}{r['s_per_step']:>10.3f}{r['first_loss']:>12.4f}{r[mem_key]:>14.1f}")
     print(f"speed-up batched / per-sample loop: {b['clips_per_s'] / lp['clips_per_s']:.2f}x")
     if args.json:
         print(json.dumps(recs, indent=2))

@@ -1,6 +1,9 @@
-"""Pretrain a V-JEPA video encoder (Hydra): python scripts/pretrain.py data.path=... [encoder=small] [train.steps=N].
+"""Pretrain a V-JEPA video encoder (Hydra).
 
-Re-running the same command resumes from <out_dir>/checkpoints/last.pt; train.steps=0 exports a random-init encoder.
+    python scripts/pretrain.py data.path=data/tworoom.h5 [encoder=small] [train.steps=N] [masks.preset=causal]
+
+Re-running the same command resumes from <out_dir>/checkpoints/last.pt; train.steps=0 exports a random-init
+encoder.
 """
 
 from __future__ import annotations
@@ -28,9 +31,7 @@ def main(cfg: DictConfig) -> None:
     try:
         summary = pretrain(plain, plain["out_dir"], device=plain["device"])
     except CheckpointError as exc:
-        print(
-            f"error: {exc}\n(hint: use a fresh out_dir, or delete the checkpoint to restart)", file=sys.stderr
-        )
+        print(f"error: {exc}\n(hint: use a fresh out_dir, or delete the checkpoint to restart)", file=sys.stderr)
         raise SystemExit(2) from None
     summary.pop("model", None)
     print(json.dumps(summary, indent=2))

@@ -44,25 +44,17 @@ def print_table(results: dict[str, dict[str, Any]], names: list[str], radius: fl
     for grid in grids:
         print(f"\n== pooled {grid} (feature dim {results[encs[0]][grid]['feature_dim']}) ==")
         print(head)
-        rows: list[tuple[str, list[float]]] = [
-            ("R2 mean", [results[e][grid]["linear"]["r2_mean"] for e in encs])
-        ]
+        rows: list[tuple[str, list[float]]] = [("R2 mean", [results[e][grid]["linear"]["r2_mean"] for e in encs])]
         for n in names:
             rows.append((f"R2 {n}", [results[e][grid]["linear"]["r2"][n] for e in encs]))
         for n in names:
             rows.append((f"RMSE {n}", [results[e][grid]["linear"]["rmse"][n] for e in encs]))
         if radius:
             for n in names:
-                rows.append(
-                    (f"RMSE/radius {n}", [results[e][grid]["linear"]["rmse_over_radius"][n] for e in encs])
-                )
-        rows.append(
-            ("Spearman latent~true (all)", [results[e][grid]["distance"]["spearman_all"] for e in encs])
-        )
+                rows.append((f"RMSE/radius {n}", [results[e][grid]["linear"]["rmse_over_radius"][n] for e in encs]))
+        rows.append(("Spearman latent~true (all)", [results[e][grid]["distance"]["spearman_all"] for e in encs]))
         if radius:
-            rows.append(
-                ("Spearman (near < 2r)", [results[e][grid]["distance"]["spearman_near"] for e in encs])
-            )
+            rows.append(("Spearman (near < 2r)", [results[e][grid]["distance"]["spearman_near"] for e in encs]))
         for label, vals in rows:
             print(f"{label:<28}" + "".join(f"{v:>{w}.4f}" for v in vals))
     print("\n== collapse (test tokens) ==")
@@ -118,8 +110,10 @@ def main() -> None:
     )
     results = {"pretrained": probe_encoder(enc, **kw), "random-init": probe_encoder(rnd, **kw)}
     print(
-        f"env {train['meta']['env_id']}  train frames {len(train['pixels'])}  test frames {len(test['pixels'])} "
-        f"(held-out episodes)  success radius {radius}  random-init: {rnd_path if rnd_path.is_file() else 'fresh seed 0'}"
+        f"env {train['meta']['env_id']}  train frames {len(train['pixels'])}  "
+        f"test frames {len(test['pixels'])} "
+        f"(held-out episodes)  success radius {radius}  "
+        f"random-init: {rnd_path if rnd_path.is_file() else 'fresh seed 0'}"
     )
     print_table(results, names, radius)
     if args.json:

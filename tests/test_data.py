@@ -213,3 +213,10 @@ def test_writer_rejects_nan(tmp_path: Path) -> None:
         with TrajectoryWriter(tmp_path / "n.h5", make_meta()) as w:
             w.append(ep, seed=0, goal_state=np.zeros(DS))
     assert not (tmp_path / "n.h5").exists()
+
+
+def test_single_frame_clips(traj: Path) -> None:
+    ds = ClipDataset(traj, clip_len=1, split="all")
+    assert len(ds) == 57
+    item = ds[3]
+    assert item["pixels"].shape == (1, 3, H, H) and item["actions"].shape == (0, A)

@@ -130,7 +130,7 @@ class ClipDataset(Dataset):
         k, t = self.frameskip, self.clip_len
         pixels = self._read("pixels", g, g + self.span)[::k]  # (T, H, W, 3)
         acts = self._read("actions", g, g + (t - 1) * k)  # ((T-1)*k, A)
-        acts = acts.reshape(t - 1, -1)  # (T-1, k*A)
+        acts = acts.reshape(t - 1, k * acts.shape[-1])  # (T-1, k*A); (0, k*A) for single-frame clips
         proprio = self._read("proprio", g, g + self.span)[::k]  # (T, P)
         state = self._read("state", g, g + self.span)[::k]  # (T, Ds)
         return {

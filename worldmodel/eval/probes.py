@@ -27,9 +27,7 @@ def effective_rank(z: Tensor) -> float:
     return float(torch.exp(-(p * p.log()).sum()))
 
 
-def collapse_stats(
-    tokens: Tensor, max_tokens: int = 1024, g: torch.Generator | None = None
-) -> dict[str, float]:
+def collapse_stats(tokens: Tensor, max_tokens: int = 1024, g: torch.Generator | None = None) -> dict[str, float]:
     """Spread of clip-mean and token embeddings: tokens (B, N, D) -> std/effective-rank dict."""
     clip = tokens.float().mean(1)  # (B, D)
     tok = tokens.float().reshape(-1, tokens.shape[-1])  # (B*N, D)
@@ -133,9 +131,7 @@ def pair_rank_correlation(
 
     def latent(ii: Tensor, jj: Tensor) -> Tensor:
         """Mean absolute latent difference per pair (what an L1 planning cost measures)."""
-        parts = [
-            (emb[a].float() - emb[b].float()).abs().mean(-1) for a, b in zip(ii.split(4096), jj.split(4096))
-        ]
+        parts = [(emb[a].float() - emb[b].float()).abs().mean(-1) for a, b in zip(ii.split(4096), jj.split(4096))]
         return torch.cat(parts) if parts else torch.zeros(0)
 
     out = {

@@ -75,7 +75,7 @@ class Predictor(nn.Module):
         z = torch.cat([x, m], dim=1)  # (B, Nc+Nt, Dp)
         for blk in self.blocks:
             z = blk(z)
-        z = self.norm(z[:, ctx.shape[1]:])  # (B, Nt, Dp)
+        z = self.norm(z[:, ctx.shape[1] :])  # (B, Nt, Dp)
         return self.proj(z)
 
 
@@ -100,7 +100,9 @@ def epps_pulley(proj: Tensor, knots: int = 17, t_max: float = 3.0) -> Tensor:
     return 2.0 * m * torch.trapezoid(err, t, dim=-1)
 
 
-def sigreg_loss(z: Tensor, num_slices: int, g: torch.Generator | None = None, knots: int = 17, t_max: float = 3.0) -> Tensor:
+def sigreg_loss(
+    z: Tensor, num_slices: int, g: torch.Generator | None = None, knots: int = 17, t_max: float = 3.0
+) -> Tensor:
     """SIGReg (LeJEPA): mean Epps-Pulley statistic of z (M, D) along `num_slices` random unit directions."""
     dirs = torch.randn(z.shape[-1], num_slices, generator=g, device="cpu").to(z.device)  # (D, S)
     dirs = dirs / dirs.norm(dim=0, keepdim=True)
@@ -108,7 +110,7 @@ def sigreg_loss(z: Tensor, num_slices: int, g: torch.Generator | None = None, kn
 
 
 def motion_weights(pixels: Tensor, grid: tuple[int, int, int], strength: float) -> Tensor:
-    """Per-token weights 1 + strength * (motion / mean motion) from frame differences: (B, T, 3, H, W) -> (B, N)."""
+    """Weights 1 + strength * motion / mean motion from frame differences: (B, T, 3, H, W) -> (B, N)."""
     x = pixels.float()
     d = (x[:, 1:] - x[:, :-1]).abs().mean(2)  # (B, T-1, H, W)
     d = torch.cat([d[:, :1], d], dim=1)  # (B, T, H, W)
@@ -166,8 +168,10 @@ class JEPA(nn.Module):
         with torch.no_grad():
             return self.encoder(pixels)
 
-    def forward(self, pixels: Tensor, masks: Sequence[tuple[Tensor, Tensor]], g: torch.Generator | None = None) -> JEPAOutput:
-        """Loss over all mask sets: pixels (B, T, 3, H, W); masks [(ctx_idx (B, Nc), tgt_idx (B, Nt)), ...]."""
+    def forward(
+        self, pixels: Tensor, masks: Sequence[tuple[Tensor, Tensor]], g: torch.Generator | None = None
+    ) -> JEPAOutput:
+        """Loss over mask sets: pixels (B, T, 3, H, W); masks [(ctx_idx (B, Nc), tgt_idx (B, Nt)), ...]."""
         grid = self.encoder.cfg.grid(pixels.shape[1], pixels.shape[-1])
         raw = self._targets(pixels)  # (B, N, D)
         h = F.layer_norm(raw, (raw.shape[-1],)) if self.cfg.target_layernorm else raw
@@ -203,6 +207,13 @@ def num_params(module: nn.Module, trainable_only: bool = False) -> int:
 
 
 __all__ = [
-    "JEPA", "JEPAConfig", "JEPAOutput", "Predictor", "epps_pulley", "gather_tokens", "motion_weights",
-    "num_params", "sigreg_loss",
+    "JEPA",
+    "JEPAConfig",
+    "JEPAOutput",
+    "Predictor",
+    "epps_pulley",
+    "gather_tokens",
+    "motion_weights",
+    "num_params",
+    "sigreg_loss",
 ]

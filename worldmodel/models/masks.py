@@ -13,7 +13,7 @@ from torch import Tensor
 
 @dataclass(frozen=True)
 class MaskSpec:
-    """One mask set: `block` = union of spatial blocks over a time span; `causal` = past context, future target."""
+    """One mask set: `block` = union of spatial blocks over a time span; `causal` = past context -> future."""
 
     kind: str = "block"  # "block" | "causal"
     num_blocks: int = 8
@@ -38,9 +38,7 @@ def _uniform(lo: float, hi: float, shape: tuple[int, ...], g: torch.Generator) -
     return lo + (hi - lo) * torch.rand(shape, generator=g)
 
 
-def sample_block_masks(
-    spec: MaskSpec, grid: tuple[int, int, int], batch_size: int, g: torch.Generator
-) -> Tensor:
+def sample_block_masks(spec: MaskSpec, grid: tuple[int, int, int], batch_size: int, g: torch.Generator) -> Tensor:
     """Target masks, union of `num_blocks` random 3D blocks per sample, vectorised: -> (B, T'*H'*W') bool."""
     gt, gh, gw = grid
     b, k = batch_size, spec.num_blocks
@@ -67,7 +65,9 @@ def sample_block_masks(
     return blocks.any(dim=1).reshape(b, gt * gh * gw)
 
 
-def sample_causal_masks(spec: MaskSpec, grid: tuple[int, int, int], batch_size: int, g: torch.Generator) -> tuple[Tensor, Tensor]:
+def sample_causal_masks(
+    spec: MaskSpec, grid: tuple[int, int, int], batch_size: int, g: torch.Generator
+) -> tuple[Tensor, Tensor]:
     """Context = the first `context_t` tubelet steps; target = later steps (optionally only inside blocks)."""
     gt, gh, gw = grid
     if not 0 < spec.context_t < gt:
@@ -89,9 +89,11 @@ def select_indices(mask: Tensor, count: int, g: torch.Generator) -> Tensor:
 
 
 class MaskSampler:
-    """Samples every mask set for a batch; each set yields (context idx (B, Nc), target idx (B, Nt)), disjoint."""
+    """Samples each mask set for a batch as disjoint (context idx (B, Nc), target idx (B, Nt))."""
 
-    def __init__(self, specs: Sequence[MaskSpec], grid: tuple[int, int, int], min_context: int = 4, max_tries: int = 20) -> None:
+    def __init__(
+        self, specs: Sequence[MaskSpec], grid: tuple[int, int, int], min_context: int = 4, max_tries: int = 20
+    ) -> None:
         self.specs = list(specs)
         self.grid = tuple(grid)
         self.num_tokens = grid[0] * grid[1] * grid[2]

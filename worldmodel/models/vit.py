@@ -65,10 +65,8 @@ def _sincos_1d(pos: Tensor, dim: int) -> Tensor:
     return torch.cat([out.sin(), out.cos()], dim=1).float()
 
 
-def sincos_pos_embed_3d(
-    grid: tuple[int, int, int], dim: int, ref_grid: tuple[int, int, int] | None = None
-) -> Tensor:
-    """Fixed 3D sin/cos position table (T'*H'*W', D); `ref_grid` rescales positions so a new size interpolates."""
+def sincos_pos_embed_3d(grid: tuple[int, int, int], dim: int, ref_grid: tuple[int, int, int] | None = None) -> Tensor:
+    """Fixed 3D sin/cos position table (T'*H'*W', D); `ref_grid` rescales positions to interpolate sizes."""
     gt, gh, gw = grid
     rt, rh, rw = ref_grid if ref_grid is not None else grid
     d_t = (dim // 4) // 2 * 2
@@ -142,7 +140,9 @@ class VideoViT(nn.Module):
         if cfg.img_size % cfg.patch or cfg.num_frames % cfg.tubelet:
             raise ValueError("img_size must divide by patch and num_frames by tubelet")
         self.patch_embed = nn.Conv3d(
-            cfg.in_chans, cfg.dim, kernel_size=(cfg.tubelet, cfg.patch, cfg.patch),
+            cfg.in_chans,
+            cfg.dim,
+            kernel_size=(cfg.tubelet, cfg.patch, cfg.patch),
             stride=(cfg.tubelet, cfg.patch, cfg.patch),
         )
         gt, gh, gw = cfg.grid()
@@ -153,9 +153,7 @@ class VideoViT(nn.Module):
             self.register_buffer("pos_table", sincos_pos_embed_3d((gt, gh, gw), cfg.dim), persistent=False)
         else:
             raise ValueError(f"unknown pos_embed {cfg.pos_embed!r}")
-        self.blocks = nn.ModuleList(
-            Block(cfg.dim, cfg.heads, cfg.mlp_ratio, cfg.qkv_bias) for _ in range(cfg.depth)
-        )
+        self.blocks = nn.ModuleList(Block(cfg.dim, cfg.heads, cfg.mlp_ratio, cfg.qkv_bias) for _ in range(cfg.depth))
         self.norm = nn.LayerNorm(cfg.dim, eps=1e-6)
         self.register_buffer("pix_mean", torch.tensor(cfg.mean).view(1, 3, 1, 1, 1) * 255.0, persistent=False)
         self.register_buffer("pix_std", torch.tensor(cfg.std).view(1, 3, 1, 1, 1) * 255.0, persistent=False)
@@ -223,7 +221,7 @@ class VideoViT(nn.Module):
 
 
 def pool_tokens(tokens: Tensor, grid: tuple[int, int] | None = (2, 2), hw: tuple[int, int] | None = None) -> Tensor:
-    """Average spatial tokens (..., N, D) to a g x g grid (..., g*g, D), or to (..., 1, D) when grid is None."""
+    """Average spatial tokens (..., N, D) to a g x g grid (..., g*g, D), or (..., 1, D) when grid is None."""
     if grid is None:
         return tokens.mean(dim=-2, keepdim=True)
     *lead, n, d = tokens.shape

@@ -102,9 +102,19 @@ def load_state_dict_checked(module: nn.Module, state: Mapping[str, torch.Tensor]
     module.load_state_dict(state, strict=True)
 
 
+def _diff(saved: Any, current: Any, prefix: str) -> list[str]:
+    """Leaf-level differences between two nested config values, as 'key: checkpoint=... current=...'."""
+    if isinstance(saved, Mapping) and isinstance(current, Mapping):
+        out: list[str] = []
+        for k in sorted(set(saved) | set(current), key=str):
+            out += _diff(saved.get(k), current.get(k), f"{prefix}.{k}")
+        return out
+    return [] if saved == current else [f"{prefix}: checkpoint={saved!r} current={current!r}"]
+
+
 def check_config_match(saved: Mapping[str, Any], current: Mapping[str, Any], keys: list[str], path: str) -> None:
-    """Raise CheckpointError if any of `keys` differs between a checkpoint's config and the current one."""
-    diffs = [f"{k}: checkpoint={saved.get(k)!r} current={current.get(k)!r}" for k in keys if saved.get(k) != current.get(k)]
+    """Raise CheckpointError naming each leaf of `keys` that differs between checkpoint config and now."""
+    diffs = [d for k in keys for d in _diff(saved.get(k), current.get(k), k)]
     if diffs:
         raise CheckpointError(f"{path}: config differs from the run being resumed: " + "; ".join(diffs))
 

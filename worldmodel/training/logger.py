@@ -20,7 +20,13 @@ def process_rank() -> int:
 class ScalarLogger:
     """Log dicts of scalars per step to `<dir>/metrics.csv` and TensorBoard; only rank 0 writes."""
 
-    def __init__(self, log_dir: str | Path, enabled: bool | None = None, tensorboard: bool = True, resume_step: int | None = None) -> None:
+    def __init__(
+        self,
+        log_dir: str | Path,
+        enabled: bool | None = None,
+        tensorboard: bool = True,
+        resume_step: int | None = None,
+    ) -> None:
         self.log_dir = Path(log_dir)
         self.enabled = process_rank() == 0 if enabled is None else enabled
         self.csv_path = self.log_dir / "metrics.csv"
@@ -42,7 +48,9 @@ class ScalarLogger:
             try:
                 from torch.utils.tensorboard import SummaryWriter
 
-                self._tb = SummaryWriter(str(self.log_dir / "tb"), purge_step=resume_step + 1 if resume_step is not None else None)
+                self._tb = SummaryWriter(
+                    str(self.log_dir / "tb"), purge_step=resume_step + 1 if resume_step is not None else None
+                )
             except ImportError:  # tensorboard not installed: CSV only
                 self._tb = None
 
