@@ -1,6 +1,9 @@
-"""Train the world model's predictor on a frozen encoder (Hydra): python scripts/train_predictor.py data.path=... encoder.path=...
+"""Train the world model's predictor on a frozen encoder (Hydra entry point).
 
-Re-running the same command resumes from <out_dir>/checkpoints/last.pt; the result is <out_dir>/world_model.pt.
+    python scripts/train_predictor.py data.path=... encoder.path=...
+
+Re-running the same command resumes from <out_dir>/checkpoints/last.pt; the result is
+<out_dir>/world_model.pt.
 """
 
 from __future__ import annotations
@@ -10,6 +13,7 @@ import sys
 from pathlib import Path
 
 import hydra
+import torch
 from omegaconf import DictConfig
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
@@ -25,10 +29,15 @@ from worldmodel.training.train_predictor import train_predictor  # noqa: E402
 def main(cfg: DictConfig) -> None:
     """Train into cfg.out_dir and print a JSON summary."""
     plain = config_to_dict(cfg)
+    if plain.get("threads"):
+        torch.set_num_threads(int(plain["threads"]))
     try:
         summary = train_predictor(plain, plain["out_dir"], device=plain["device"])
     except CheckpointError as exc:
-        print(f"error: {exc}\n(hint: use a fresh out_dir, or delete its checkpoints/ to restart)", file=sys.stderr)
+        print(
+            f"error: {exc}\n(hint: use a fresh out_dir, or delete its checkpoints/ to restart)",
+            file=sys.stderr,
+        )
         raise SystemExit(2) from None
     summary.pop("world_model", None)
     print(json.dumps(summary, indent=2))

@@ -80,9 +80,7 @@ def num_pooled_tokens(pool: str | int | None, patch_grid: tuple[int, int]) -> in
     if p == "none":
         return patch_grid[0] * patch_grid[1]
     if p[0] > patch_grid[0] or p[1] > patch_grid[1]:
-        raise ValueError(
-            f"pool grid {p} is larger than the encoder's patch grid {patch_grid}; pick a smaller grid"
-        )
+        raise ValueError(f"pool grid {p} is larger than the encoder's patch grid {patch_grid}; pick a smaller grid")
     return p[0] * p[1]
 
 
@@ -137,9 +135,7 @@ def _meta_dict(tf: TrajectoryFile) -> dict[str, Any]:
     }
 
 
-def cache_key(
-    encoder_path: str | Path, data_path: str | Path, pool: str | int | None, dtype: str
-) -> dict[str, Any]:
+def cache_key(encoder_path: str | Path, data_path: str | Path, pool: str | int | None, dtype: str) -> dict[str, Any]:
     """Everything a cache depends on; two caches are interchangeable exactly when their keys are equal."""
     return {
         "format": CACHE_FORMAT,
@@ -154,9 +150,7 @@ def default_cache_path(data_path: str | Path, encoder_path: str | Path, pool: st
     """<data dir>/.embed_cache/<data>.<encoder>-<hash>.<pool>.h5; the key, not the name, decides validity."""
     data_path, encoder_path = Path(data_path), Path(encoder_path)
     tag = hashlib.sha256(str(encoder_path.resolve()).encode()).hexdigest()[:8]
-    return (
-        data_path.parent / ".embed_cache" / f"{data_path.stem}.{encoder_path.stem}-{tag}.{pool_name(pool)}.h5"
-    )
+    return data_path.parent / ".embed_cache" / f"{data_path.stem}.{encoder_path.stem}-{tag}.{pool_name(pool)}.h5"
 
 
 def read_cache_key(path: str | Path) -> dict[str, Any] | None:
@@ -205,9 +199,7 @@ def ensure_cache(
     if dtype not in ("float32", "float16"):
         raise ValueError(f"cache dtype {dtype!r} unsupported; use float32 or float16")
     if not Path(encoder_path).is_file():
-        raise FileNotFoundError(
-            f"encoder checkpoint not found: {encoder_path} (export one with scripts/pretrain.py)"
-        )
+        raise FileNotFoundError(f"encoder checkpoint not found: {encoder_path} (export one with scripts/pretrain.py)")
     parse_pool(pool)
     path = Path(cache_path) if cache_path else default_cache_path(data_path, encoder_path, pool)
     key = cache_key(encoder_path, data_path, pool, dtype)
@@ -216,9 +208,7 @@ def ensure_cache(
         return CacheInfo(path, False, "unchanged", key)
     reason = "rebuild requested" if old == key else describe_key_change(old, key)
     encoder = load_encoder(encoder_path, device)
-    build_cache(
-        data_path, encoder, pool, path, key, batch_frames=batch_frames, dtype=dtype, progress=progress
-    )
+    build_cache(data_path, encoder, pool, path, key, batch_frames=batch_frames, dtype=dtype, progress=progress)
     return CacheInfo(path, True, reason, key)
 
 
@@ -354,8 +344,7 @@ class LatentClipDataset(torch.utils.data.Dataset):
         if len(ids) == 0 or counts.sum() == 0:
             raise DatasetError(
                 cache.path,
-                f"split {split!r} has no clip of {self.span} frames "
-                f"(clip_len={clip_len}, frameskip={frameskip})",
+                f"split {split!r} has no clip of {self.span} frames (clip_len={clip_len}, frameskip={frameskip})",
                 "use a shorter clip_len/frameskip, a smaller val_fraction, or more/longer episodes",
             )
         self.episode_ids = ids[counts > 0]

@@ -1,12 +1,12 @@
-"""Open-loop rollout error against horizon on held-out episodes, next to copy-last and mean-embedding baselines.
+"""Open-loop rollout error against horizon on held-out episodes, next to copy-last and mean baselines.
 
 Shape letters: W evaluation windows, C context frames, H horizon, N latent tokens, D latent dim, A actions per
 predictor step, P proprio dim, L frames of an episode.
 
 For each window the model sees C true frames (and the actions between them), then imagines H frames open-loop
-from the H logged actions. Errors are mean L1 per latent entry at each step h = 1..H, in the model's normalised
-latent space (primary) and in raw encoder units. Baselines: repeat the last context frame ("copy_last"), and the
-training-set mean latent ("mean_embedding", stored with the world model).
+from the H logged actions. Errors are mean L1 per latent entry at each step h = 1..H, in the model's
+normalised latent space (primary) and in raw encoder units. Baselines: repeat the last context frame
+("copy_last"), and the training-set mean latent ("mean_embedding", stored with the world model).
 """
 
 from __future__ import annotations
@@ -24,8 +24,9 @@ from worldmodel.data.reader import TrajectoryFile
 from worldmodel.world_model import WorldModel
 
 
-def episode_windows(wm: WorldModel, tf: TrajectoryFile, episodes: np.ndarray, context: int, horizon: int,
-                    stride: int) -> dict[str, Tensor]:
+def episode_windows(
+    wm: WorldModel, tf: TrajectoryFile, episodes: np.ndarray, context: int, horizon: int, stride: int
+) -> dict[str, Tensor]:
     """Encode each episode once and cut windows of C+H kept frames: latents (W, C+H, N, D) normalised,
     actions (W, C+H-1, A) env units, proprio (W, C+H, P) normalised (or empty), episode (W,)."""
     k = wm.frameskip
@@ -50,10 +51,16 @@ def episode_windows(wm: WorldModel, tf: TrajectoryFile, episodes: np.ndarray, co
             prop.append(enc["proprio"].cpu()[torch.from_numpy(frames)])
         eps.append(torch.full((len(starts),), int(e), dtype=torch.int64))
     if not lat:
-        raise ValueError(f"no held-out episode has {span} frames for context={context} + horizon={horizon} at "
-                         f"frameskip {k}; lower the horizon or evaluate on longer episodes")
-    return {"latents": torch.cat(lat), "actions": torch.cat(act),
-            "proprio": torch.cat(prop) if prop else torch.empty(0), "episode": torch.cat(eps)}
+        raise ValueError(
+            f"no held-out episode has {span} frames for context={context} + horizon={horizon} at "
+            f"frameskip {k}; lower the horizon or evaluate on longer episodes"
+        )
+    return {
+        "latents": torch.cat(lat),
+        "actions": torch.cat(act),
+        "proprio": torch.cat(prop) if prop else torch.empty(0),
+        "episode": torch.cat(eps),
+    }
 
 
 @torch.no_grad()
@@ -67,29 +74,44 @@ def rollout_error(
     max_windows: int = 512,
     batch_size: int = 128,
 ) -> dict[str, Any]:
-    """Per-step open-loop L1 of the model and both baselines on `split` episodes of `data_path` (as a dict)."""
+    """Per-step open-loop L1 of the model and both baselines on `split` episodes of `data_path`."""
     if horizon < 1 or context < 1 or stride < 1:
         raise ValueError("horizon, context and stride must be >= 1")
     tf = TrajectoryFile(data_path)
     wm.check_compatible(tf.meta.action_dim, tf.column_shape("proprio")[0], env_id=tf.meta.env_id)
     dcfg = dict(wm.train_config.get("data") or {})
-    train_ids, val_ids = split_episodes(tf.num_episodes, float(dcfg.get("val_fraction", 0.1)), int(dcfg.get("split_seed", 0)))
+    train_ids, val_ids = split_episodes(
+        tf.num_episodes, float(dcfg.get("val_fraction", 0.1)), int(dcfg.get("split_seed", 0))
+    )
     episodes = {"val": val_ids, "train": train_ids, "all": np.arange(tf.num_episodes)}.get(split)
     if episodes is None or len(episodes) == 0:
         raise ValueError(f"split {split!r} holds no episodes of {data_path}; use split=all or another file")
     win = episode_windows(wm, tf, episodes, context, horizon, stride)
     w = win["latents"].shape[0]
     keep = np.unique(np.linspace(0, w - 1, min(w, max_windows)).round().astype(np.int64))
-    sums = {name: torch.zeros(horizon, dtype=torch.float64) for name in
-            ("model", "copy_last", "mean_embedding", "model_raw", "copy_last_raw", "mean_embedding_raw")}
+    sums = {
+        name: torch.zeros(horizon, dtype=torch.float64)
+        for name in (
+            "model",
+            "copy_last",
+            "mean_embedding",
+            "model_raw",
+            "copy_last_raw",
+            "mean_embedding_raw",
+        )
+    }
     mean_norm = wm.normalize_latents(wm.latent_mean).cpu()  # (N, D) zeros when latents are standardised
     for i in range(0, len(keep), batch_size):
         sel = torch.from_numpy(keep[i : i + batch_size])
         z = win["latents"][sel]  # (b, C+H, N, D)
         a = win["actions"][sel]  # (b, C+H-1, A)
         p = win["proprio"][sel] if win["proprio"].numel() else None  # (b, C+H, P)
-        out = wm.rollout(z[:, :context], a[:, context - 1 :], None if p is None else p[:, :context],
-                         action_history=a[:, : context - 1])
+        out = wm.rollout(
+            z[:, :context],
+            a[:, context - 1 :],
+            None if p is None else p[:, :context],
+            action_history=a[:, : context - 1],
+        )
         pred = out["latents"].cpu()  # (b, H, N, D)
         true = z[:, context:]  # (b, H, N, D)
         last = z[:, context - 1 : context].expand_as(true)
@@ -101,21 +123,33 @@ def rollout_error(
     per = {k: (v / len(keep)).tolist() for k, v in sums.items()}
     ratio = [m / c if c > 0 else float("nan") for m, c in zip(per["model"], per["copy_last"])]
     return {
-        "data_path": str(data_path), "split": split, "episodes": len(episodes), "windows": int(len(keep)),
-        "context": context, "horizon": list(range(1, horizon + 1)), "frameskip": wm.frameskip, "pool": wm.pool,
+        "data_path": str(data_path),
+        "split": split,
+        "episodes": len(episodes),
+        "windows": int(len(keep)),
+        "context": context,
+        "horizon": list(range(1, horizon + 1)),
+        "frameskip": wm.frameskip,
+        "pool": wm.pool,
         "metric": "mean L1 per latent entry (normalised latent space; *_raw: raw encoder units)",
-        **per, "model_over_copy_last": ratio,
+        **per,
+        "model_over_copy_last": ratio,
     }
 
 
 def format_table(result: dict[str, Any]) -> str:
     """Plain-text table: one row per horizon step with model, baselines and the model/copy-last ratio."""
-    lines = [f"rollout error on {result['split']} episodes ({result['windows']} windows, context {result['context']}, "
-             f"pool {result['pool']}, frameskip {result['frameskip']}; {result['metric']})",
-             f"{'h':>3} {'model':>9} {'copy_last':>10} {'mean_emb':>9} {'model/copy':>10}"]
+    lines = [
+        f"rollout error on {result['split']} episodes ({result['windows']} windows, "
+        f"context {result['context']}, "
+        f"pool {result['pool']}, frameskip {result['frameskip']}; {result['metric']})",
+        f"{'h':>3} {'model':>9} {'copy_last':>10} {'mean_emb':>9} {'model/copy':>10}",
+    ]
     for i, h in enumerate(result["horizon"]):
-        lines.append(f"{h:>3} {result['model'][i]:>9.4f} {result['copy_last'][i]:>10.4f} "
-                     f"{result['mean_embedding'][i]:>9.4f} {result['model_over_copy_last'][i]:>10.3f}")
+        lines.append(
+            f"{h:>3} {result['model'][i]:>9.4f} {result['copy_last'][i]:>10.4f} "
+            f"{result['mean_embedding'][i]:>9.4f} {result['model_over_copy_last'][i]:>10.3f}"
+        )
     return "\n".join(lines)
 
 
@@ -128,12 +162,17 @@ def write_report(result: dict[str, Any], out_dir: str | Path) -> dict[str, Path]
 
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
-    paths = {"json": out / "rollout_error.json", "table": out / "rollout_error.txt", "plot": out / "rollout_error.png"}
+    paths = {
+        "json": out / "rollout_error.json",
+        "table": out / "rollout_error.txt",
+        "plot": out / "rollout_error.png",
+    }
     paths["json"].write_text(json.dumps(result, indent=2))
     paths["table"].write_text(format_table(result) + "\n")
     fig, ax = plt.subplots(figsize=(5, 3.5), dpi=120)
     for name, style in (("model", "o-"), ("copy_last", "s--"), ("mean_embedding", "^:")):
         ax.plot(result["horizon"], result[name], style, label=name.replace("_", " "))
+    ax.set_xticks(result["horizon"])
     ax.set_xlabel("rollout step h")
     ax.set_ylabel("L1 (normalised latents)")
     ax.set_title(f"open-loop rollout error ({result['split']}, {result['windows']} windows)")

@@ -1,0 +1,336 @@
+"""Train the action-conditioned predictor on cached frozen-encoder latents; resumable; exports world_model.pt.
+
+Shape letters: B batch, T clip frames, N latent tokens, D latent dim, A actions per predictor step, P proprio
+dim, C context frames of the rollout loss, K rollout-loss steps.
+
+Losses (V-JEPA 2-AC style, all L1 in the normalised latent space, summed with weights from ``cfg.loss``):
+  teacher forcing  predictor(z_0..z_{T-2}, a_0..a_{T-2}) vs z_1..z_{T-1} (block-causal, one pass)
+  rollout          C true frames, then K autoregressive steps on its own predictions, vs z_C..z_{C+K-1}
+  proprio          the proprio head's L1 on both paths, when the proprio token is used
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+from torch import Tensor, nn
+
+from worldmodel.data.embed_cache import EmbeddingCache, LatentClipDataset, ensure_cache
+from worldmodel.models.predictor import ActionConditionedPredictor, PredictorConfig
+from worldmodel.models.vit import load_encoder
+from worldmodel.training.checkpoint import (
+    check_config_match,
+    latest_checkpoint,
+    load_checkpoint,
+    load_state_dict_checked,
+    save_checkpoint,
+)
+from worldmodel.training.logger import ScalarLogger
+from worldmodel.training.pretrain import StepBatchSampler, param_groups, resolve_device
+from worldmodel.training.schedules import WarmupCosine
+from worldmodel.world_model import WorldModel
+
+CKPT_KIND = "worldmodel.train_predictor/v1"
+RESUME_KEYS = ["data", "encoder", "pool", "model", "predictor", "loss"]
+PREDICTOR_SIZE_KEYS = ("width", "depth", "heads", "mlp_ratio", "max_frames")
+
+
+def build_predictor_config(
+    pred_cfg: Mapping[str, Any],
+    latent_dim: int,
+    num_tokens: int,
+    action_dim: int,
+    proprio_dim: int,
+    clip_len: int,
+) -> PredictorConfig:
+    """Predictor sizes from config; data-dependent dims (D, N, A, P) from the cache, never from config."""
+    sizes = {k: pred_cfg[k] for k in PREDICTOR_SIZE_KEYS if k in pred_cfg}
+    cfg = PredictorConfig(
+        latent_dim=latent_dim, action_dim=action_dim, num_tokens=num_tokens, proprio_dim=proprio_dim, **sizes
+    )
+    if cfg.max_frames < clip_len:
+        raise ValueError(f"predictor.max_frames={cfg.max_frames} < data.clip_len={clip_len}; raise max_frames")
+    return cfg
+
+
+def latent_stats(ds: LatentClipDataset, min_rel_std: float = 1e-2) -> dict[str, Tensor]:
+    """Per-(token, channel) latent mean/std and proprio mean/std over the training episodes' frames."""
+    frames = ds.frame_ids
+    z = torch.from_numpy(ds.cache.latents[frames]).double()  # (F', N, D)
+    mean, std = z.mean(0), z.std(0)  # (N, D)
+    std = std.clamp_min(max(float(std.mean()) * min_rel_std, 1e-6))  # dead channels are not blown up
+    p = torch.from_numpy(ds.cache.proprio[frames]).double()  # (F', P)
+    pstd = p.std(0) if p.shape[0] > 1 else torch.ones(p.shape[1], dtype=torch.float64)
+    return {
+        "latent_mean": mean.float(),
+        "latent_std": std.float(),
+        "proprio_mean": p.mean(0).float(),
+        "proprio_std": pstd.clamp_min(1e-6).float(),
+    }
+
+
+def model_batch(wm: WorldModel, batch: Mapping[str, Tensor], device: torch.device, use_proprio: bool) -> dict[str, Any]:
+    """Cached raw batch -> normalised model-space tensors on `device`."""
+    z = wm.normalize_latents(batch["latents"].to(device))  # (B, T, N, D)
+    a = wm.normalize_actions(batch["actions"].to(device))  # (B, T-1, A)
+    p = wm.normalize_proprio(batch["proprio"].to(device)) if use_proprio else None  # (B, T, P)
+    return {"z": z, "a": a, "p": p}
+
+
+def predictor_losses(
+    predictor: ActionConditionedPredictor, z: Tensor, a: Tensor, p: Tensor | None, loss_cfg: Mapping[str, Any]
+) -> dict[str, Tensor]:
+    """Weighted teacher-forcing + rollout (+ proprio) L1 losses on a model-space batch ("loss": total)."""
+    pred, ppred = predictor(z[:, :-1], a, None if p is None else p[:, :-1])  # (B, T-1, N, D), (B, T-1, P)
+    out = {"tf_loss": (pred - z[:, 1:]).abs().mean()}
+    prop_terms = [] if ppred is None or p is None else [(ppred - p[:, 1:]).abs().mean()]
+    c, k = int(loss_cfg.get("rollout_context", 1)), int(loss_cfg.get("rollout_steps", 2))
+    w_roll = float(loss_cfg.get("rollout", 1.0))
+    total = float(loss_cfg.get("teacher_forcing", 1.0)) * out["tf_loss"]
+    if w_roll > 0 and k > 0:
+        if c < 1 or c + k > z.shape[1]:
+            raise ValueError(
+                f"loss.rollout_context={c} + loss.rollout_steps={k} needs clip_len >= {c + k}, "
+                f"got {z.shape[1]}; raise data.clip_len or lower rollout_steps"
+            )
+        roll, proll = predictor.rollout(
+            z[:, :c], a[:, c - 1 : c - 1 + k], None if p is None else p[:, :c], a[:, : c - 1], use_cache=True
+        )  # (B, K, N, D), (B, K, P)
+        out["rollout_loss"] = (roll - z[:, c : c + k]).abs().mean()
+        total = total + w_roll * out["rollout_loss"]
+        if proll is not None and p is not None:
+            prop_terms.append((proll - p[:, c : c + k]).abs().mean())
+    if prop_terms:
+        out["proprio_loss"] = torch.stack(prop_terms).mean()
+        total = total + float(loss_cfg.get("proprio", 0.1)) * out["proprio_loss"]
+    out["loss"] = total
+    return out
+
+
+@torch.no_grad()
+def evaluate(
+    wm: WorldModel,
+    ds: LatentClipDataset,
+    idx: np.ndarray,
+    loss_cfg: Mapping[str, Any],
+    device: torch.device,
+    use_proprio: bool,
+    batch_size: int,
+) -> dict[str, float]:
+    """Mean validation losses over fixed clips, plus the copy-last-frame L1 for scale."""
+    was = wm.predictor.training
+    wm.predictor.eval()
+    sums: dict[str, float] = {}
+    for i in range(0, len(idx), batch_size):
+        mb = model_batch(wm, ds.batch(idx[i : i + batch_size]), device, use_proprio)
+        losses = predictor_losses(wm.predictor, mb["z"], mb["a"], mb["p"], loss_cfg)
+        losses["copy_last_l1"] = (mb["z"][:, :-1] - mb["z"][:, 1:]).abs().mean()
+        n = mb["z"].shape[0]
+        for k, v in losses.items():
+            sums[k] = sums.get(k, 0.0) + float(v) * n
+    wm.predictor.train(was)
+    return {f"val/{k}": v / len(idx) for k, v in sums.items()}
+
+
+def build_datasets(
+    cfg: Mapping[str, Any], device: torch.device, progress: bool
+) -> tuple[LatentClipDataset, LatentClipDataset | None, Any]:
+    """Ensure the embedding cache and open train/val clip datasets over it."""
+    d, c = cfg["data"], cfg.get("cache") or {}
+    info = ensure_cache(
+        d["path"],
+        cfg["encoder"]["path"],
+        cfg["pool"],
+        device,
+        cache_path=c.get("path"),
+        batch_frames=int(c.get("batch_frames", 256)),
+        dtype=str(c.get("dtype", "float32")),
+        rebuild=bool(c.get("rebuild", False)),
+        progress=progress,
+    )
+    cache = EmbeddingCache(info.path)
+    kw = dict(
+        clip_len=int(d["clip_len"]),
+        frameskip=int(d.get("frameskip", 1)),
+        val_fraction=float(d.get("val_fraction", 0.1)),
+        seed=int(d.get("split_seed", 0)),
+    )
+    train = LatentClipDataset(cache, split="train", **kw)
+    val = LatentClipDataset(cache, split="val", **kw) if float(d.get("val_fraction", 0.1)) > 0 else None
+    return train, val, info
+
+
+def train_predictor(
+    cfg: Mapping[str, Any], out_dir: str | Path, device: str | torch.device = "cpu", progress: bool = True
+) -> dict[str, Any]:
+    """Train per `cfg` into out_dir (resuming out_dir/checkpoints/last.pt); export out_dir/world_model.pt."""
+    out_dir, device = Path(out_dir), resolve_device(device)
+    tcfg, loss_cfg = cfg["train"], cfg["loss"]
+    steps, bs, seed = int(tcfg["steps"]), int(tcfg["batch_size"]), int(tcfg["seed"])
+    use_proprio = bool(cfg["model"].get("use_proprio", True))
+    train_set, val_set, cache_info = build_datasets(cfg, device, progress)
+    cache = train_set.cache
+    n_tok, dim = cache.latent_shape
+    frameskip = train_set.frameskip
+    env_a = len(cache.meta["action_low"])
+    pcfg = build_predictor_config(
+        cfg["predictor"],
+        dim,
+        n_tok,
+        frameskip * env_a,
+        cache.proprio.shape[1] if use_proprio else 0,
+        int(cfg["data"]["clip_len"]),
+    )
+
+    ckpt_dir = out_dir / "checkpoints"
+    last = latest_checkpoint(ckpt_dir)
+    state = None
+    if last is not None:
+        state = load_checkpoint(last, kind=CKPT_KIND, map_location="cpu")
+        check_config_match(state["config"], dict(cfg), RESUME_KEYS, str(last))
+        check_config_match(state["config"]["train"], dict(tcfg), ["batch_size", "seed"], str(last))
+    stats = state["stats"] if state is not None else latent_stats(train_set)
+    if not bool(cfg["model"].get("normalize_latents", True)):
+        stats = {
+            **stats,
+            "latent_mean": torch.zeros_like(stats["latent_mean"]),
+            "latent_std": torch.ones_like(stats["latent_std"]),
+        }
+
+    torch.manual_seed(seed)
+    predictor = ActionConditionedPredictor.from_config(pcfg)
+    encoder = load_encoder(cfg["encoder"]["path"], "cpu")
+    meta = {
+        "env_id": cache.meta["env_id"],
+        "env_kwargs": cache.meta["env_kwargs"],
+        "data_path": str(cfg["data"]["path"]),
+        "encoder_sha256": cache_info.key["encoder_sha256"],
+        "control_dt": cache.meta["control_dt"] * frameskip,
+    }
+    wm = WorldModel(
+        encoder,
+        predictor,
+        cfg["pool"],
+        frameskip,
+        env_a,
+        torch.tensor(cache.meta["action_low"]),
+        torch.tensor(cache.meta["action_high"]),
+        stats["latent_mean"],
+        stats["latent_std"],
+        stats["proprio_mean"] if use_proprio else None,
+        stats["proprio_std"] if use_proprio else None,
+        train_config=dict(cfg),
+        meta=meta,
+        rollout_chunk=int(cfg["model"].get("rollout_chunk", 1024)),
+    )
+    wm.to(device)
+
+    opt = torch.optim.AdamW(
+        param_groups(wm.predictor),
+        lr=float(tcfg["lr"]),
+        betas=tuple(tcfg.get("betas", (0.9, 0.999))),
+        weight_decay=float(tcfg["weight_decay"]),
+    )
+    lr_s = WarmupCosine(
+        float(tcfg["lr"]),
+        steps,
+        int(tcfg.get("warmup", 0)),
+        float(tcfg.get("lr_start", 0.0)),
+        float(tcfg.get("lr_final", 0.0)),
+    )
+    start = 0
+    if state is not None:
+        load_state_dict_checked(wm.predictor, state["predictor"], what="predictor")
+        opt.load_state_dict(state["optimizer"])
+        start = int(state["step"])
+    logger = ScalarLogger(
+        out_dir,
+        resume_step=start if state is not None else None,
+        tensorboard=bool(tcfg.get("tensorboard", True)),
+    )
+
+    val_idx = None
+    eval_every = int(tcfg.get("eval_every", 0))
+    if val_set is not None and eval_every > 0:
+        n_val = min(len(val_set), int(tcfg.get("val_clips", 256)))
+        val_idx = np.linspace(0, len(val_set) - 1, n_val).round().astype(np.int64)  # fixed, spread over episodes
+
+    def save(step_done: int) -> None:
+        """Atomic resume checkpoint."""
+        save_checkpoint(
+            ckpt_dir / "last.pt",
+            {
+                "step": step_done,
+                "predictor": wm.predictor.state_dict(),
+                "optimizer": opt.state_dict(),
+                "config": dict(cfg),
+                "stats": stats,
+            },
+            CKPT_KIND,
+        )
+
+    log_every, ckpt_every = int(tcfg.get("log_every", 10)), int(tcfg.get("ckpt_every", 200))
+    clip = float(tcfg.get("grad_clip", 0.0))
+    bar = None
+    if progress:
+        from tqdm import tqdm
+
+        bar = tqdm(total=steps, initial=start, desc="train predictor", dynamic_ncols=True)
+    wm.predictor.train()
+    t0, seen, last_row, val_row = time.perf_counter(), 0, {}, {}
+    for step, idx in zip(range(start, steps), StepBatchSampler(len(train_set), bs, seed, start, steps)):
+        lr = lr_s(step)
+        for group in opt.param_groups:
+            group["lr"] = lr
+        mb = model_batch(wm, train_set.batch(np.asarray(idx)), device, use_proprio)
+        losses = predictor_losses(wm.predictor, mb["z"], mb["a"], mb["p"], loss_cfg)
+        if not torch.isfinite(losses["loss"]):
+            raise FloatingPointError(f"non-finite loss {float(losses['loss'])} at step {step}; lower train.lr")
+        opt.zero_grad(set_to_none=True)
+        losses["loss"].backward()
+        gnorm = nn.utils.clip_grad_norm_(wm.predictor.parameters(), clip) if clip > 0 else torch.zeros(())
+        opt.step()
+        seen += len(idx)
+        done = step + 1
+        if done % log_every == 0 or done == steps:
+            last_row = {
+                **{k: float(v.detach()) for k, v in losses.items()},
+                "lr": lr,
+                "grad_norm": float(gnorm),
+                "samples_per_s": seen / max(time.perf_counter() - t0, 1e-9),
+            }
+            logger.log(done, last_row)
+        if val_idx is not None and (done % eval_every == 0 or done == steps):
+            val_row = evaluate(wm, val_set, val_idx, loss_cfg, device, use_proprio, bs)
+            logger.log(done, val_row)
+        if done % ckpt_every == 0 or done == steps:
+            save(done)
+        if bar is not None:
+            bar.update(1)
+            bar.set_postfix(loss=f"{last_row.get('loss', float('nan')):.4f}", lr=f"{lr:.1e}", refresh=False)
+    if bar is not None:
+        bar.close()
+    logger.close()
+    if steps <= start and last is None:
+        save(start)
+    wm.eval()
+    path = wm.save(out_dir / "world_model.pt")
+    return {
+        "world_model_path": str(path),
+        "steps": max(steps, start),
+        "resumed_from": start,
+        "cache_path": str(cache_info.path),
+        "cache_rebuilt": cache_info.rebuilt,
+        "train": last_row,
+        "val": val_row,
+        "train_clips": len(train_set),
+        "val_clips": 0 if val_set is None else len(val_set),
+        "predictor_params": sum(p.numel() for p in wm.predictor.parameters()),
+        "seconds": time.perf_counter() - t0,
+        "world_model": wm,
+    }

@@ -1,0 +1,354 @@
+"""The world model: frozen encoder + action-conditioned predictor + normalisation, stored as one file.
+
+Shape letters: B environments/batch, S candidate sequences, T time, T0 history frames, H horizon, N latent
+tokens per frame, D latent dim, A actions per predictor step (frameskip * env action dim), P proprio dim.
+
+Latent space: ``encode`` returns *normalised* latents, (z - mean) / std with per-(token, channel) statistics
+of the training set, which is the space the predictor reads and writes, ``rollout`` returns and ``goal_cost``
+compares. ``denormalize_latents`` maps back to raw encoder (pooled) tokens. Actions are passed in environment
+units; the model rescales them with the action bounds (and a frameskip step takes frameskip env actions
+concatenated, as ClipDataset groups them).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping
+from dataclasses import asdict
+from pathlib import Path
+from typing import Any
+
+import torch
+from torch import Tensor, nn
+
+from worldmodel.data.embed_cache import encode_frames, pool_name
+from worldmodel.models.predictor import ActionConditionedPredictor, PredictorConfig
+from worldmodel.models.vit import EncoderConfig, VideoViT
+from worldmodel.training.checkpoint import load_checkpoint, load_state_dict_checked, save_checkpoint
+
+WORLD_MODEL_KIND = "worldmodel.world_model/v1"
+
+LatentsLike = Tensor | Mapping[str, Any]
+
+
+class WorldModelError(ValueError):
+    """A world model does not fit the data, environment or inputs it is used with."""
+
+
+def _latents_of(x: LatentsLike) -> Tensor:
+    """Accept a latent tensor or the dict returned by encode/rollout."""
+    return x["latents"] if isinstance(x, Mapping) else x
+
+
+class WorldModel(nn.Module):
+    """Frozen encoder + predictor with the statistics and settings needed to plan on pixels."""
+
+    def __init__(
+        self,
+        encoder: VideoViT,
+        predictor: ActionConditionedPredictor,
+        pool: str | int | None,
+        frameskip: int,
+        env_action_dim: int,
+        action_low: Tensor,
+        action_high: Tensor,
+        latent_mean: Tensor,
+        latent_std: Tensor,
+        proprio_mean: Tensor | None = None,
+        proprio_std: Tensor | None = None,
+        train_config: Mapping[str, Any] | None = None,
+        meta: Mapping[str, Any] | None = None,
+        rollout_chunk: int = 1024,
+    ) -> None:
+        super().__init__()
+        self.encoder = encoder.eval().requires_grad_(False)
+        self.predictor = predictor
+        self.pool = pool_name(pool)
+        self.frameskip = int(frameskip)
+        self.env_action_dim = int(env_action_dim)
+        if predictor.action_dim != self.frameskip * self.env_action_dim:
+            raise WorldModelError(
+                f"predictor action_dim {predictor.action_dim} != frameskip {frameskip} x env "
+                f"action dim {env_action_dim}"
+            )
+        low = torch.as_tensor(action_low, dtype=torch.float32).reshape(-1)
+        high = torch.as_tensor(action_high, dtype=torch.float32).reshape(-1)
+        if low.numel() == self.env_action_dim:  # per env step bounds -> per predictor step
+            low, high = low.repeat(self.frameskip), high.repeat(self.frameskip)
+        if low.numel() != predictor.action_dim:
+            raise WorldModelError(f"action bounds have {low.numel()} entries, predictor wants {predictor.action_dim}")
+        self.register_buffer("action_low", low)  # (A,)
+        self.register_buffer("action_high", high)  # (A,)
+        self.register_buffer("latent_mean", torch.as_tensor(latent_mean, dtype=torch.float32))  # (N, D)
+        self.register_buffer("latent_std", torch.as_tensor(latent_std, dtype=torch.float32))  # (N, D)
+        p = predictor.proprio_dim
+        self.register_buffer("proprio_mean", torch.zeros(p) if proprio_mean is None else proprio_mean.float())  # (P,)
+        self.register_buffer("proprio_std", torch.ones(p) if proprio_std is None else proprio_std.float())  # (P,)
+        self.train_config = dict(train_config or {})
+        self.meta = dict(meta or {})
+        self.rollout_chunk = int(rollout_chunk)
+
+    # ------------------------------------------------------------------------------------ properties
+    @property
+    def action_dim(self) -> int:
+        """A: action entries per predictor step (frameskip * env action dim); what rollout expects."""
+        return self.predictor.action_dim
+
+    @property
+    def proprio_dim(self) -> int:
+        """P of the proprio token (0 when the model uses no proprio)."""
+        return self.predictor.proprio_dim
+
+    @property
+    def latent_shape(self) -> tuple[int, int]:
+        """(N, D) of one frame's latents."""
+        return self.predictor.num_tokens, self.predictor.latent_dim
+
+    @property
+    def device(self) -> torch.device:
+        """Device of the model's parameters."""
+        return self.latent_mean.device
+
+    # ------------------------------------------------------------------------------------ normalisation
+    def normalize_latents(self, z: Tensor) -> Tensor:
+        """Raw pooled encoder tokens (..., N, D) -> model space."""
+        return (z - self.latent_mean) / self.latent_std
+
+    def denormalize_latents(self, z: Tensor) -> Tensor:
+        """Model-space latents (..., N, D) -> raw pooled encoder tokens."""
+        return z * self.latent_std + self.latent_mean
+
+    def normalize_actions(self, a: Tensor) -> Tensor:
+        """Env-unit actions (..., A) -> [-1, 1] by the action bounds."""
+        mid, half = (
+            (self.action_high + self.action_low) / 2,
+            (self.action_high - self.action_low).clamp_min(1e-8) / 2,
+        )
+        return (a - mid) / half
+
+    def normalize_proprio(self, p: Tensor) -> Tensor:
+        """Raw proprio (..., P) -> standardised."""
+        return (p - self.proprio_mean) / self.proprio_std
+
+    # ------------------------------------------------------------------------------------ encode
+    @torch.no_grad()
+    def encode(
+        self, pixels: Tensor, proprio: Tensor | None = None, batch_frames: int = 256
+    ) -> dict[str, Tensor | None]:
+        """Encode observations: pixels (B, 3, H, W) or (B, T, 3, H, W) uint8 -> {"latents": (B, [T,] N, D),
+        "proprio": (B, [T,] P) normalised, or None}; feed the dict (or its tensors) to rollout/goal_cost."""
+        if pixels.ndim not in (4, 5) or pixels.shape[-3] != 3:
+            raise WorldModelError(
+                f"pixels must be (B, 3, H, W) or (B, T, 3, H, W), got {tuple(pixels.shape)}; "
+                "convert (H, W, 3) images with .permute(..., 2, 0, 1)"
+            )
+        single = pixels.ndim == 4
+        x = pixels.to(self.device)
+        x = x[:, None] if single else x  # (B, T, 3, H, W)
+        b, t = x.shape[:2]
+        flat = x.reshape(b * t, *x.shape[2:])  # (B*T, 3, H, W)
+        lat = torch.cat(
+            [encode_frames(self.encoder, flat[i : i + batch_frames], self.pool) for i in range(0, b * t, batch_frames)]
+        )  # (B*T, N, D)
+        lat = self.normalize_latents(lat).reshape(b, t, *lat.shape[1:])  # (B, T, N, D)
+        prop = None
+        if proprio is not None and self.proprio_dim > 0:
+            if proprio.shape[-1] != self.proprio_dim:
+                raise WorldModelError(
+                    f"proprio has dim {proprio.shape[-1]}, the model was trained with {self.proprio_dim}"
+                )
+            prop = self.normalize_proprio(proprio.to(self.device, torch.float32))
+        return {"latents": lat[:, 0] if single else lat, "proprio": prop}
+
+    # ------------------------------------------------------------------------------------ rollout
+    def rollout(
+        self,
+        latent_history: LatentsLike,
+        actions: Tensor,
+        proprio_history: Tensor | None = None,
+        action_history: Tensor | None = None,
+        chunk_size: int | None = None,
+    ) -> dict[str, Tensor | None]:
+        """Imagine H frames for every environment and candidate: history (B, [T0,] N, D), actions (B, H, A) or
+        (B, S, H, A) in env units -> {"latents": (B, [S,] H, N, D), "proprio": (B, [S,] H, P) or None}.
+
+        B*S sequences are flattened and run through the predictor's KV-cached rollout in chunks of chunk_size.
+        action_history (B, T0-1, A) holds the actions between history frames (zeros if None). Gradients flow
+        to `actions` unless the caller disables them (gradient planners rely on that).
+        """
+        if isinstance(latent_history, Mapping):
+            proprio_history = latent_history.get("proprio") if proprio_history is None else proprio_history
+        lat = _latents_of(latent_history).to(self.device)
+        lat = lat[:, None] if lat.ndim == 3 else lat  # (B, T0, N, D)
+        n, d = self.latent_shape
+        if lat.ndim != 4 or tuple(lat.shape[2:]) != (n, d):
+            raise WorldModelError(
+                f"latent_history must be (B, [T0,] {n}, {d}) from WorldModel.encode, got "
+                f"{tuple(_latents_of(latent_history).shape)}"
+            )
+        if actions.ndim not in (3, 4) or actions.shape[-1] != self.action_dim:
+            raise WorldModelError(
+                f"actions must be (B, H, {self.action_dim}) or (B, S, H, {self.action_dim}) (frameskip "
+                f"{self.frameskip} x env action dim {self.env_action_dim}), got {tuple(actions.shape)}"
+            )
+        sampled = actions.ndim == 4
+        acts = (actions if sampled else actions[:, None]).to(self.device)  # (B, S, H, A)
+        b, s, h, a = acts.shape
+        if lat.shape[0] not in (1, b):
+            raise WorldModelError(f"latent_history has batch {lat.shape[0]} but actions have batch {b}")
+        t0 = lat.shape[1]
+        flat_lat = lat.expand(b, *lat.shape[1:])[:, None].expand(b, s, t0, n, d).reshape(b * s, t0, n, d)
+        flat_act = self.normalize_actions(acts).reshape(b * s, h, a)  # (B*S, H, A)
+        flat_ah = None
+        if action_history is not None:
+            ah = action_history.to(self.device)  # (B, T0-1, A)
+            flat_ah = self.normalize_actions(ah).expand(b, *ah.shape[1:])[:, None].expand(b, s, *ah.shape[1:])
+            flat_ah = flat_ah.reshape(b * s, *ah.shape[1:])
+        flat_prop = None
+        if self.proprio_dim > 0:
+            if proprio_history is None:
+                raise WorldModelError("this world model uses proprio: pass proprio to encode() (or proprio_history)")
+            ph = proprio_history.to(self.device)
+            ph = ph[:, None] if ph.ndim == 2 else ph  # (B, T0, P)
+            flat_prop = ph.expand(b, *ph.shape[1:])[:, None].expand(b, s, *ph.shape[1:]).reshape(b * s, *ph.shape[1:])
+        out_lat, out_prop = self.predictor.rollout(
+            flat_lat,
+            flat_act,
+            flat_prop,
+            flat_ah,
+            use_cache=True,
+            chunk_size=chunk_size or self.rollout_chunk,
+        )
+        out_lat = out_lat.reshape(b, s, h, n, d)
+        if out_prop is not None:
+            out_prop = out_prop.reshape(b, s, h, -1)
+        if not sampled:
+            out_lat = out_lat[:, 0]
+            out_prop = None if out_prop is None else out_prop[:, 0]
+        return {"latents": out_lat, "proprio": out_prop}
+
+    # ------------------------------------------------------------------------------------ planning cost
+    def goal_cost(
+        self, pred_latents: LatentsLike, goal_latents: LatentsLike, kind: str = "l1", steps: str = "last"
+    ) -> Tensor:
+        """Distance of imagined latents (B, S, H, N, D) [or (B, H, N, D)] to goal latents (B, N, D) or (N, D):
+        (B, S) [or (B,)] costs; kind "l1" (mean |.|) or "l2" (mean square); steps "last" or "all" (H mean)."""
+        pred, goal = _latents_of(pred_latents), _latents_of(goal_latents)
+        if kind not in ("l1", "l2"):
+            raise WorldModelError(f"goal_cost kind must be 'l1' or 'l2', got {kind!r}")
+        if steps not in ("last", "all"):
+            raise WorldModelError(f"goal_cost steps must be 'last' or 'all', got {steps!r}")
+        p = pred if pred.ndim == 5 else pred[:, None]  # (B, S, H, N, D)
+        if p.ndim != 5:
+            raise WorldModelError(f"pred_latents must be (B, S, H, N, D) or (B, H, N, D), got {tuple(pred.shape)}")
+        g = goal.to(p.device)
+        g = g[None] if g.ndim == 2 else g  # (B or 1, N, D)
+        if g.ndim == 4:  # (B, 1, N, D): one goal frame
+            g = g[:, -1]
+        diff = p - g[:, None, None]  # (B, S, H, N, D)
+        per_step = diff.abs().mean((-1, -2)) if kind == "l1" else diff.pow(2).mean((-1, -2))  # (B, S, H)
+        cost = per_step[..., -1] if steps == "last" else per_step.mean(-1)  # (B, S)
+        return cost if pred.ndim == 5 else cost[:, 0]
+
+    def cost_fn(
+        self,
+        start: LatentsLike,
+        goal: LatentsLike,
+        kind: str = "l1",
+        steps: str = "last",
+        action_history: Tensor | None = None,
+    ) -> Callable[[Tensor], Tensor]:
+        """Planner cost function: actions (B, S, H, A) -> (B, S) goal costs of imagined rollouts from `start`."""
+
+        def cost(actions: Tensor) -> Tensor:
+            """Roll out every candidate from the encoded start and score it against the goal."""
+            pred = self.rollout(start, actions, action_history=action_history)
+            return self.goal_cost(pred, goal, kind=kind, steps=steps)
+
+        return cost
+
+    # ------------------------------------------------------------------------------------ compatibility
+    def check_compatible(
+        self,
+        action_dim: int,
+        proprio_dim: int | None = None,
+        frameskip: int | None = None,
+        env_id: str | None = None,
+    ) -> None:
+        """Raise WorldModelError unless an env/dataset with this per-step action_dim (proprio, env) fits."""
+        problems = []
+        if int(action_dim) != self.env_action_dim:
+            problems.append(
+                f"action dim {action_dim} != the model's {self.env_action_dim} per env step "
+                f"(x frameskip {self.frameskip} = {self.action_dim} per predictor step)"
+            )
+        if frameskip is not None and int(frameskip) != self.frameskip:
+            problems.append(f"frameskip {frameskip} != the model's {self.frameskip}")
+        if proprio_dim is not None and self.proprio_dim > 0 and int(proprio_dim) != self.proprio_dim:
+            problems.append(f"proprio dim {proprio_dim} != the model's {self.proprio_dim}")
+        trained_env = self.meta.get("env_id")
+        if env_id is not None and trained_env and env_id != trained_env:
+            problems.append(f"env {env_id!r} != the model's {trained_env!r}")
+        if problems:
+            raise WorldModelError(
+                "world model does not match: " + "; ".join(problems) + ". Train one on this environment's data "
+                "(scripts/train_predictor.py data.path=...) or load the checkpoint trained for it."
+            )
+
+    # ------------------------------------------------------------------------------------ save / load
+    def save(self, path: str | Path) -> Path:
+        """Write everything needed to rebuild this model to one atomic, weights_only-loadable checkpoint."""
+        cpu = {k: v.detach().cpu() for k, v in self.state_dict().items()}
+        payload = {
+            "encoder_config": self.encoder.cfg.to_dict(),
+            "encoder_state": {k[len("encoder.") :]: v for k, v in cpu.items() if k.startswith("encoder.")},
+            "predictor_config": asdict(self.predictor.config),
+            "predictor_state": {k[len("predictor.") :]: v for k, v in cpu.items() if k.startswith("predictor.")},
+            "pool": self.pool,
+            "frameskip": self.frameskip,
+            "env_action_dim": self.env_action_dim,
+            "action_dim": self.action_dim,
+            "proprio_dim": self.proprio_dim,
+            "stats": {
+                k: cpu[k]
+                for k in (
+                    "action_low",
+                    "action_high",
+                    "latent_mean",
+                    "latent_std",
+                    "proprio_mean",
+                    "proprio_std",
+                )
+            },
+            "train_config": self.train_config,
+            "meta": self.meta,
+            "rollout_chunk": self.rollout_chunk,
+        }
+        return save_checkpoint(path, payload, kind=WORLD_MODEL_KIND)
+
+    @classmethod
+    def load(cls, path: str | Path, device: str | torch.device) -> WorldModel:
+        """Rebuild a saved world model on `device` in eval mode (encoder frozen), loading weights_only."""
+        st = load_checkpoint(path, kind=WORLD_MODEL_KIND, map_location="cpu")
+        encoder = VideoViT(EncoderConfig.from_dict(st["encoder_config"]))
+        load_state_dict_checked(encoder, st["encoder_state"], what=f"encoder in {path}")
+        predictor = ActionConditionedPredictor.from_config(PredictorConfig(**st["predictor_config"]))
+        load_state_dict_checked(predictor, st["predictor_state"], what=f"predictor in {path}")
+        s = st["stats"]
+        wm = cls(
+            encoder,
+            predictor,
+            st["pool"],
+            st["frameskip"],
+            st["env_action_dim"],
+            s["action_low"],
+            s["action_high"],
+            s["latent_mean"],
+            s["latent_std"],
+            s["proprio_mean"],
+            s["proprio_std"],
+            st["train_config"],
+            st["meta"],
+            st.get("rollout_chunk", 1024),
+        )
+        wm.predictor.requires_grad_(False)  # planning needs gradients w.r.t. actions only
+        return wm.to(device).eval()
