@@ -14,7 +14,8 @@ class CEMPlanner(Planner):
     """Gaussian CEM over action sequences; bounds are enforced by clipping samples into the box.
 
     Args (beyond `Planner`'s horizon, num_samples, iterations, init_std, seed, bounds, device):
-        num_elites: K lowest-cost samples that refit the Gaussian each iteration.
+        num_elites: K lowest-cost samples that refit the Gaussian each iteration; a float in (0, 1) is a
+            fraction of num_samples (at least 2), so one setting survives a change of sample budget.
         mean_momentum: weight of the old mean in the update, mean ← m·old + (1-m)·elite mean (0 = plain CEM).
         std_momentum: same for the std.
         min_std: floor on the std as a fraction of the half action range (keeps exploring).
@@ -31,7 +32,7 @@ class CEMPlanner(Planner):
         horizon: int,
         num_samples: int = 300,
         iterations: int = 10,
-        num_elites: int = 30,
+        num_elites: int | float = 30,
         init_std: float = 0.5,
         mean_momentum: float = 0.0,
         std_momentum: float = 0.0,
@@ -45,8 +46,10 @@ class CEMPlanner(Planner):
         """Validate and store CEM settings."""
         super().__init__(action_low, action_high, horizon, num_samples, iterations, init_std, seed,
                          action_dim, device)
-        if not 1 <= num_elites <= num_samples:
-            raise ValueError("num_elites must be in [1, num_samples]")
+        if isinstance(num_elites, float) and 0.0 < num_elites < 1.0:
+            num_elites = max(2, round(num_elites * num_samples))
+        if not 1 <= num_elites <= num_samples or int(num_elites) != num_elites:
+            raise ValueError(f"num_elites must be an int in [1, num_samples] or a fraction in (0, 1), got {num_elites}")
         if not (0.0 <= mean_momentum < 1.0 and 0.0 <= std_momentum < 1.0):
             raise ValueError("momenta must be in [0, 1)")
         if not 0.0 <= elite_retention <= 1.0:

@@ -61,7 +61,7 @@ class ICEMPlanner(CEMPlanner):
         horizon: int,
         num_samples: int = 300,
         iterations: int = 10,
-        num_elites: int = 30,
+        num_elites: int | float = 30,
         init_std: float = 0.5,
         mean_momentum: float = 0.1,
         std_momentum: float = 0.1,

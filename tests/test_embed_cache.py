@@ -58,6 +58,8 @@ def test_pool_specs() -> None:
     assert parse_pool("mean") is None and parse_pool("none") == "none" and parse_pool("2x2") == (2, 2)
     assert pool_name(2) == "2x2" and pool_name("4X4") == "4x4" and pool_name("mean") == "mean"
     assert num_pooled_tokens("none", (4, 4)) == 16 and num_pooled_tokens("mean", (4, 4)) == 1
+    assert parse_pool("2x2cat") == (2, 2, "cat") and pool_name("2X2cat") == "2x2cat"
+    assert num_pooled_tokens("2x2cat", (4, 4)) == 1
     with pytest.raises(ValueError, match="pooling setting"):
         parse_pool("avg")
     with pytest.raises(ValueError, match="larger than"):
@@ -120,3 +122,15 @@ def test_latent_clips_match_pixel_clips(files: dict[str, Path]) -> None:
             torch.testing.assert_close(b["proprio"][j], ref["proprio"])
             g = int(TrajectoryFile(files["data"]).episode_starts[int(ref["episode"])]) + int(ref["start"])
             np.testing.assert_array_equal(b["latents"][j].numpy(), cache.latents[[g, g + 2, g + 4]])
+
+
+def test_concatenated_grid_is_the_pooled_grid_as_one_token() -> None:
+    from worldmodel.data.embed_cache import encode_frames
+    from worldmodel.models.vit import EncoderConfig, VideoViT
+
+    enc = VideoViT(EncoderConfig(img_size=32, num_frames=2, tubelet=2, patch=8, dim=16, depth=1, heads=2)).eval()
+    frames = torch.randint(0, 255, (3, 3, 32, 32), dtype=torch.uint8)
+    grid = encode_frames(enc, frames, "2x2")  # (3, 4, 16)
+    cat = encode_frames(enc, frames, "2x2cat")  # (3, 1, 64)
+    assert cat.shape == (3, 1, 64)
+    assert torch.allclose(cat[:, 0], grid.flatten(1))

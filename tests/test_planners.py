@@ -330,3 +330,12 @@ def test_cuda_plan_has_no_host_sync(name: str) -> None:
         torch.cuda.set_sync_debug_mode("default")
     assert result.actions.device.type == "cuda"
     assert_solved(name, result.actions.cpu(), p0.cpu(), ref.cpu())
+
+
+def test_cem_elites_as_a_fraction_of_samples() -> None:
+    from planners.cem import CEMPlanner
+
+    assert CEMPlanner(-1.0, 1.0, horizon=3, num_samples=64, num_elites=0.1, action_dim=2).num_elites == 6
+    assert CEMPlanner(-1.0, 1.0, horizon=3, num_samples=10, num_elites=0.05, action_dim=2).num_elites == 2
+    with pytest.raises(ValueError, match="num_elites"):
+        CEMPlanner(-1.0, 1.0, horizon=3, num_samples=10, num_elites=2.5, action_dim=2)

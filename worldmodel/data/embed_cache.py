@@ -37,14 +37,21 @@ CACHE_FORMAT = 1
 
 
 # --------------------------------------------------------------------------------------------- pooling
-def parse_pool(pool: str | int | None) -> tuple[int, int] | None | str:
-    """Validate a pooling spec: "none" -> "none" (patches), "mean" -> None (1 token), "GxG"/G -> (G, G)."""
+def parse_pool(pool: str | int | None) -> tuple[int, int] | tuple[int, int, str] | None | str:
+    """Validate a pooling spec: "none" -> "none" (patches), "mean" -> None (1 token), "GxG"/G -> (G, G),
+    "GxGcat" -> (G, G, "cat"): the G x G grid concatenated into ONE token of G*G*D channels, which keeps
+    position (unlike the mean) at the predictor cost of one token per frame."""
     if pool is None or (isinstance(pool, str) and pool.lower() == "mean"):
         return None
     if isinstance(pool, str) and pool.lower() in ("none", "patch", "patches"):
         return "none"
     if isinstance(pool, int) and not isinstance(pool, bool):
         return (pool, pool) if pool > 0 else _bad_pool(pool)
+    if isinstance(pool, str) and pool.lower().endswith("cat"):
+        grid = parse_pool(pool[:-3]) if pool[:-3] else None
+        if isinstance(grid, tuple):
+            return grid[0], grid[1], "cat"
+        return _bad_pool(pool)
     if isinstance(pool, str):
         parts = pool.lower().split("x")
         if len(parts) == 2 and all(p.isdigit() and int(p) > 0 for p in parts):
@@ -57,8 +64,8 @@ def parse_pool(pool: str | int | None) -> tuple[int, int] | None | str:
 def _bad_pool(pool: Any) -> Any:
     """Raise the one error message for an invalid pooling spec."""
     raise ValueError(
-        f"pool={pool!r} is not a pooling setting; use 'none' (all patch tokens), 'mean' (one token) "
-        "or 'GxG' such as '2x2' (average to a G x G grid)"
+        f"pool={pool!r} is not a pooling setting; use 'none' (all patch tokens), 'mean' (one token), "
+        "'GxG' such as '2x2' (average to a G x G grid) or 'GxGcat' such as '2x2cat' (that grid as one token)"
     )
 
 
@@ -69,7 +76,7 @@ def pool_name(pool: str | int | None) -> str:
         return "mean"
     if p == "none":
         return "none"
-    return f"{p[0]}x{p[1]}"
+    return f"{p[0]}x{p[1]}" + ("cat" if len(p) == 3 else "")
 
 
 def num_pooled_tokens(pool: str | int | None, patch_grid: tuple[int, int]) -> int:
@@ -80,8 +87,14 @@ def num_pooled_tokens(pool: str | int | None, patch_grid: tuple[int, int]) -> in
     if p == "none":
         return patch_grid[0] * patch_grid[1]
     if p[0] > patch_grid[0] or p[1] > patch_grid[1]:
-        raise ValueError(f"pool grid {p} is larger than the encoder's patch grid {patch_grid}; pick a smaller grid")
-    return p[0] * p[1]
+        raise ValueError(f"pool grid {p[:2]} is larger than the encoder's patch grid {patch_grid}; pick a smaller grid")
+    return 1 if len(p) == 3 else p[0] * p[1]
+
+
+def pooled_dim(pool: str | int | None, dim: int) -> int:
+    """Channels D of each pooled token: the encoder's dim, or G*G times it for a concatenated grid."""
+    p = parse_pool(pool)
+    return dim * p[0] * p[1] if isinstance(p, tuple) and len(p) == 3 else dim
 
 
 @torch.no_grad()
@@ -94,6 +107,8 @@ def encode_frames(encoder: VideoViT, frames: Tensor, pool: str | int | None) -> 
     if p == "none":
         return tokens.float()
     hw = (frames.shape[2] // encoder.cfg.patch, frames.shape[3] // encoder.cfg.patch)
+    if isinstance(p, tuple) and len(p) == 3:  # concatenated grid: (F, 1, G*G*D)
+        return pool_tokens(tokens, grid=p[:2], hw=hw).float().flatten(1)[:, None]
     return pool_tokens(tokens, grid=p, hw=hw).float()  # (F, N, D)
 
 
@@ -240,9 +255,9 @@ def build_cache(
         with h5py.File(tmp, "w") as f:
             lat = f.create_dataset(
                 "latents",
-                shape=(n_frames, n_tok, encoder.dim),
+                shape=(n_frames, n_tok, pooled_dim(pool, encoder.dim)),
                 dtype=dtype,
-                chunks=(min(256, n_frames), n_tok, encoder.dim),
+                chunks=(min(256, n_frames), n_tok, pooled_dim(pool, encoder.dim)),
             )
             for s in range(0, n_frames, batch_frames):
                 e = min(s + batch_frames, n_frames)
