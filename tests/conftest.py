@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import os
-
 from worldmodel.rendering import configure_headless
 
 configure_headless()
@@ -11,7 +9,9 @@ configure_headless()
 import pytest  # noqa: E402
 import torch  # noqa: E402
 
-torch.set_num_threads(min(2, os.cpu_count() or 1))
+# Test models are tiny: one thread is fastest, and steady when other processes share the cores
+# (torch's thread pool with 2 threads stalled tiny-model tests 20-100x on a loaded 2-core machine).
+torch.set_num_threads(1)
 
 
 @pytest.fixture(autouse=True)

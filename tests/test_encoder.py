@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
-
 import pytest
 import torch
 
@@ -16,16 +14,6 @@ from worldmodel.models.masks import (
     select_indices,
 )
 from worldmodel.models.vit import EncoderConfig, VideoViT, load_encoder, pool_tokens, save_encoder
-
-
-@pytest.fixture(autouse=True, scope="module")
-def _one_thread() -> Iterator[None]:
-    """Tiny models run fastest on one thread, and a shared, oversubscribed CPU makes 2-thread ops stall."""
-    prev = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(prev)
-
 
 SMALL = EncoderConfig(img_size=32, num_frames=4, tubelet=2, patch=8, dim=32, depth=2, heads=2)
 

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
@@ -19,13 +19,6 @@ CONFIG_DIR = Path(__file__).resolve().parents[1] / "configs" / "planner"
 CONFIGS = sorted(p.stem for p in CONFIG_DIR.glob("*.yaml"))
 H, A, DT, RHO = 5, 2, 0.5, 1.0  # horizon, action dims, integrator step, effort weight
 
-@pytest.fixture(autouse=True)
-def _single_thread() -> Iterator[None]:
-    """Run these small-tensor tests on one intra-op thread (2 spinning threads thrash on a shared CPU)."""
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
 
 
 

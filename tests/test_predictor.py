@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
-
 import pytest
 import torch
 
@@ -11,13 +9,6 @@ from worldmodel.models.predictor import ActionConditionedPredictor, PredictorCon
 
 D, A, P, N = 8, 3, 4, 3  # latent dim, action dim, proprio dim, latent tokens per frame
 
-@pytest.fixture(autouse=True)
-def _single_thread() -> Iterator[None]:
-    """Run these small-tensor tests on one intra-op thread (2 spinning threads thrash on a shared CPU)."""
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
 
 
 

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import copy
 import io
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -17,15 +16,6 @@ from worldmodel.training.checkpoint import CheckpointError, load_checkpoint, sav
 from worldmodel.training.logger import ScalarLogger, read_csv_log
 from worldmodel.training.pretrain import CKPT_KIND, StepBatchSampler, pretrain
 from worldmodel.training.schedules import CosineRamp, LinearRamp, WarmupCosine
-
-
-@pytest.fixture(autouse=True, scope="module")
-def _one_thread() -> Iterator[None]:
-    """Tiny models run fastest on one thread, and a shared, oversubscribed CPU makes 2-thread ops stall."""
-    prev = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(prev)
 
 
 class MovingSquares(Dataset):

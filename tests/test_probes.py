@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import math
-from collections.abc import Iterator
 
 import pytest
 import torch
@@ -18,15 +17,6 @@ from worldmodel.eval.probes import (
     spearman,
 )
 from worldmodel.models.vit import EncoderConfig, VideoViT
-
-
-@pytest.fixture(autouse=True, scope="module")
-def _one_thread() -> Iterator[None]:
-    """Tiny models run fastest on one thread, and a shared, oversubscribed CPU makes 2-thread ops stall."""
-    prev = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(prev)
 
 
 def _coords(n: int, g: torch.Generator) -> torch.Tensor:

@@ -76,7 +76,8 @@ class ClipDataset(Dataset):
         if len(self.episode_ids) == 0:
             raise DatasetError(
                 self.path,
-                f"split {split!r} holds no episodes ({self.file.num_episodes} in the file, val_fraction={val_fraction})",
+                f"split {split!r} holds no episodes "
+                f"({self.file.num_episodes} in the file, val_fraction={val_fraction})",
                 "collect more episodes or change val_fraction",
             )
         lengths = self.file.episode_lengths[self.episode_ids]

@@ -1,0 +1,71 @@
+"""The main job end to end on a tiny budget: collect -> pretrain -> predictors -> diagnostics -> evaluate ->
+report, then a re-run that reuses every stage and a changed setting that re-runs only what depends on it."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+from worldmodel.pipeline import Stage, flatten_overrides
+
+ROOT = Path(__file__).resolve().parents[1]
+
+TINY = [
+    "collect.episodes=6", "collect.episode_length=24", "collect.workers=1",
+    "pretrain.train.steps=3", "pretrain.train.batch_size=4", "pretrain.train.time_budget_s=null",
+    "++pretrain.train.eval_every=1000", "++pretrain.train.log_every=1",
+    "predictor.train.steps=8", "predictor.train.batch_size=8", "++predictor.train.eval_every=4",
+    "++predictor.train.val_clips=8", "++predictor.train.ckpt_every=4",
+    "evaluate.episodes=2", "evaluate.eval.max_steps=4", "evaluate.eval.num_envs=2",
+    "evaluate.planner.num_samples=8", "evaluate.planner.iterations=2", "++evaluate.eval.video_episodes=2",
+]
+
+
+def run_pipeline(root: Path, *extra: str) -> subprocess.CompletedProcess[str]:
+    env = {**os.environ, "PYTHONPATH": str(ROOT)}
+    return subprocess.run([sys.executable, str(ROOT / "scripts" / "pipeline.py"), f"root={root}", *TINY, *extra],
+                          cwd=ROOT, env=env, capture_output=True, text=True, timeout=900)
+
+
+def test_flatten_overrides() -> None:
+    assert flatten_overrides({"train": {"steps": 5, "on": True}, "encoder": "tiny", "m": [1, 2], "x": None}) == [
+        "train.steps=5", "train.on=true", "encoder=tiny", "m=[1,2]", "x=null"]
+
+
+def test_stage_key_depends_on_args_and_upstream() -> None:
+    a = Stage("a", "collect.py", ["x=1"], ["out"])
+    b = Stage("b", "pretrain.py", ["y=1"], ["out"], upstream=[a])
+    key_b = b.key
+    a2 = Stage("a", "collect.py", ["x=2"], ["out"])
+    assert Stage("b", "pretrain.py", ["y=1"], ["out"], upstream=[a2]).key != key_b
+    assert Stage("b", "pretrain.py", ["y=1"], ["out"], upstream=[a]).key == key_b
+
+
+def test_pipeline_end_to_end_reuse_and_invalidation(tmp_path: Path) -> None:
+    res = run_pipeline(tmp_path)
+    assert res.returncode == 0, res.stdout[-3000:] + res.stderr[-3000:]
+    report = (tmp_path / "report.md").read_text()
+    assert "Closed-loop success" in report and "| world_model |" in report and "| oracle |" in report
+    assert "| random_init |" in report and "Representation" in report and "rollout error" in report
+    evaluate = next(tmp_path.glob("evaluate-*"))
+    summary = json.loads((evaluate / "summary.json").read_text())
+    assert set(summary["methods"]) == {"world_model", "random_init", "random", "oracle"}
+    assert all(m["episodes"] == 2 for m in summary["methods"].values())
+    assert (evaluate / "video_world_model.mp4").exists()
+
+    again = run_pipeline(tmp_path)
+    assert again.returncode == 0, again.stderr[-3000:]
+    assert again.stdout.count("reusing") == 8, again.stdout
+
+    changed = run_pipeline(tmp_path, "evaluate.eval.max_steps=3")
+    assert changed.returncode == 0, changed.stderr[-3000:]
+    assert changed.stdout.count("reusing") == 7 and len(list(tmp_path.glob("evaluate-*"))) == 2
+
+
+def test_failing_stage_is_reported_with_its_log(tmp_path: Path) -> None:
+    res = run_pipeline(tmp_path, "predictor.pool=9x9")
+    assert res.returncode != 0
+    assert "stage predictor_world_model failed" in res.stderr and "stage.log" in res.stderr
