@@ -8,7 +8,7 @@ TwoRoom crosses the door often, Reacher sweeps joint space, Push makes many bloc
 from __future__ import annotations
 
 from collections.abc import Callable, Mapping
-from typing import Protocol
+from typing import Any, Protocol
 
 import gymnasium
 import numpy as np
@@ -67,22 +67,44 @@ class RandomPolicy:
 
 
 class TwoRoomExplore:
-    """Drive to random targets (through the door when in the other room) with OU noise on the command."""
+    """Drive to random targets (through the door when in the other room) with OU noise on the command.
+
+    Goals are images of the agent at rest; with ``rest_prob > 0`` the data shows stopping: on arriving at a
+    target the policy rests there (brakes, tiny noise) for a few steps with that probability, and each
+    target is approached at a random top speed in ``speed_range`` (slow approaches, not only full speed).
+    Both are off by default (no extra random draws, so default data is unchanged): on TwoRoom they improved
+    the model's prediction of holding still but not closed-loop success (docs/results.md).
+    """
 
     def __init__(
-        self, env: TwoRoomEnv, rng: np.random.Generator, cross_prob: float = 0.6, noise: float = 0.25
+        self,
+        env: TwoRoomEnv,
+        rng: np.random.Generator,
+        cross_prob: float = 0.6,
+        noise: float = 0.25,
+        rest_prob: float = 0.0,
+        rest_steps: tuple[int, int] = (3, 12),
+        speed_range: tuple[float, float] = (1.0, 1.0),
     ) -> None:
+        _check_rest_args(rest_prob, rest_steps)
+        if not 0.0 < speed_range[0] <= speed_range[1] <= 1.0:
+            raise ValueError(f"speed_range={speed_range} must satisfy 0 < low <= high <= 1.")
         self.env, self.rng, self.cross_prob = env, rng, cross_prob
         self.noise = OUNoise(2, rng, sigma=noise)
         self.gain, self.damping, self.timeout = 4.0, 0.3, 40
+        self.rest_prob, self.rest_steps, self.speed_range = float(rest_prob), tuple(rest_steps), tuple(speed_range)
         self.waypoints: list[np.ndarray] = []
         self.steps = 0
+        self.rest_left = 0
+        self.speed = 1.0
 
     def reset(self) -> None:
         """Forget the plan and the noise state."""
         self.noise.reset()
         self.waypoints = []
         self.steps = 0
+        self.rest_left = 0
+        self.speed = 1.0
 
     def _plan(self, pos: np.ndarray) -> None:
         """Choose a target; when it is in the other room route through both sides of the door."""
@@ -97,46 +119,90 @@ class TwoRoomExplore:
             offset = env.wall_half_thickness + env.agent_radius + 0.1
             self.waypoints += [np.array([room * offset, y]), np.array([-room * offset, y])]
         self.waypoints.append(target)
+        low, high = self.speed_range
+        self.speed = float(self.rng.uniform(low, high)) if high > low else float(high)
         self.steps = 0
 
     def __call__(self, obs: Mapping[str, np.ndarray]) -> np.ndarray:
-        """Proportional command toward the next waypoint plus OU noise (2,) float32."""
+        """Proportional command toward the next waypoint plus OU noise, or a brake while resting (2,) float32."""
         state = self.env.get_state()
         pos, vel = self.env.qpos(state)[:2], self.env.qvel(state)[:2]
+        if self.rest_left > 0:
+            self.rest_left -= 1
+            return _to_action(-self.damping * vel + 0.05 * self.rng.standard_normal(2))
         if self.waypoints and (np.linalg.norm(self.waypoints[0] - pos) < 0.1 or self.steps > self.timeout):
+            arrived_at_target = len(self.waypoints) == 1
             self.waypoints.pop(0)
             self.steps = 0
+            if arrived_at_target and self.rest_prob > 0 and self.rng.random() < self.rest_prob:
+                self.rest_left = int(self.rng.integers(self.rest_steps[0], self.rest_steps[1] + 1)) - 1
+                self.noise.reset()
+                return _to_action(-self.damping * vel)
         if not self.waypoints:
             self._plan(pos)
         self.steps += 1
-        return _to_action(self.gain * (self.waypoints[0] - pos) - self.damping * vel + self.noise())
+        cmd = self.gain * (self.waypoints[0] - pos) - self.damping * vel + self.noise()
+        return _to_action(np.clip(cmd, -self.speed, self.speed))
+
+
+def _check_rest_args(rest_prob: float, rest_steps: tuple[int, int]) -> None:
+    """Validate the resting options shared by the explorers."""
+    if not 0.0 <= rest_prob <= 1.0:
+        raise ValueError(f"rest_prob={rest_prob} must lie in [0, 1].")
+    if len(rest_steps) != 2 or not 1 <= rest_steps[0] <= rest_steps[1]:
+        raise ValueError(f"rest_steps={rest_steps} must be (low, high) with 1 <= low <= high.")
 
 
 class ReacherExplore:
-    """PD control toward random joint configurations with OU noise: sweeps the whole workspace."""
+    """PD control toward random joint configurations with OU noise: sweeps the whole workspace.
 
-    def __init__(self, env: ReacherEnv, rng: np.random.Generator, noise: float = 0.3) -> None:
+    Whenever it picks a new target (target reached or timed out), with probability ``rest_prob`` (default 0:
+    off) the arm first holds its current configuration (PD, no noise) for a few steps, so the data shows the
+    arm settling, as it must at a goal.
+    """
+
+    def __init__(
+        self,
+        env: ReacherEnv,
+        rng: np.random.Generator,
+        noise: float = 0.3,
+        rest_prob: float = 0.0,
+        rest_steps: tuple[int, int] = (3, 12),
+    ) -> None:
+        _check_rest_args(rest_prob, rest_steps)
         self.env, self.rng = env, rng
         self.noise = OUNoise(2, rng, sigma=noise)
         self.kp, self.kd, self.timeout = 2.0, 0.3, 40
+        self.rest_prob, self.rest_steps = float(rest_prob), tuple(rest_steps)
         self.target: np.ndarray | None = None
+        self.hold: np.ndarray | None = None  # joint configuration held while resting
         self.steps = 0
+        self.rest_left = 0
 
     def reset(self) -> None:
         """Forget the target and the noise state."""
         self.noise.reset()
         self.target = None
+        self.hold = None
         self.steps = 0
+        self.rest_left = 0
 
     def __call__(self, obs: Mapping[str, np.ndarray]) -> np.ndarray:
         """PD torque toward the current target configuration plus OU noise (2,) float32."""
         state = self.env.get_state()
         q, dq = self.env.qpos(state), self.env.qvel(state)
-        if (
-            self.target is None
-            or self.steps > self.timeout
-            or np.linalg.norm(wrap_angle(self.target - q)) < 0.2
-        ):
+        if self.rest_left > 0 and self.hold is not None:
+            self.rest_left -= 1
+            return _to_action(self.kp * wrap_angle(self.hold - q) - 2 * self.kd * dq)
+        reached = self.target is not None and np.linalg.norm(wrap_angle(self.target - q)) < 0.2
+        if self.target is None or self.steps > self.timeout or reached:
+            if self.target is not None and self.rest_prob > 0 and self.rng.random() < self.rest_prob:  # settle
+                self.rest_left = int(self.rng.integers(self.rest_steps[0], self.rest_steps[1] + 1)) - 1
+                self.hold = q.copy()
+                self.noise.reset()
+                self.target = self.env.qpos(self.env.sample_goal(self.rng))
+                self.steps = 0
+                return _to_action(self.kp * wrap_angle(self.hold - q) - 2 * self.kd * dq)
             self.target = self.env.qpos(self.env.sample_goal(self.rng))
             self.steps = 0
         self.steps += 1
@@ -236,15 +302,27 @@ def register_explore_policy(env_class: type[MujocoGoalEnv], factory: Callable[..
     _EXPLORERS[env_class] = factory
 
 
-def make_policy(name: str, env: gymnasium.Env, rng: np.random.Generator) -> Policy:
-    """Build policy ``name`` ('random' or 'explore') for ``env`` (wrapped or not), drawing from ``rng``."""
+def make_policy(
+    name: str, env: gymnasium.Env, rng: np.random.Generator, kwargs: Mapping[str, Any] | None = None
+) -> Policy:
+    """Build policy ``name`` ('random' or 'explore') for ``env`` (wrapped or not), drawing from ``rng``;
+    ``kwargs`` go to the explorer's constructor (e.g. ``rest_prob`` for TwoRoom and Reacher)."""
+    kwargs = dict(kwargs or {})
     if name == "random":
+        if kwargs:
+            raise ValueError(f"policy 'random' takes no options, got policy_kwargs={kwargs}")
         return RandomPolicy(env, rng)
     if name == "explore":
         task = env.unwrapped
         for cls, factory in _EXPLORERS.items():
             if isinstance(task, cls):
-                return factory(task, rng)
+                try:
+                    return factory(task, rng, **kwargs)
+                except TypeError as exc:
+                    raise ValueError(
+                        f"policy_kwargs={kwargs} do not fit the {type(task).__name__} explorer "
+                        f"{getattr(factory, '__name__', factory)}: {exc}"
+                    ) from None
         raise ValueError(
             f"No exploration policy for {type(task).__name__}; known tasks: "
             f"{[c.__name__ for c in _EXPLORERS]}."

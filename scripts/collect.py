@@ -27,6 +27,7 @@ def config_from_hydra(cfg: DictConfig) -> CollectConfig:
         episodes=int(cfg.episodes),
         episode_length=int(cfg.episode_length),
         policy=str(cfg.policy),
+        policy_kwargs=dict(OmegaConf.to_container(cfg.policy_kwargs, resolve=True)) if "policy_kwargs" in cfg else {},  # type: ignore[arg-type]
         seed=int(cfg.seed),
         workers=int(cfg.workers),
         overwrite=bool(cfg.overwrite),

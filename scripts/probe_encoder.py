@@ -55,6 +55,13 @@ def print_table(results: dict[str, dict[str, Any]], names: list[str], radius: fl
         rows.append(("Spearman latent~true (all)", [results[e][grid]["distance"]["spearman_all"] for e in encs]))
         if radius:
             rows.append(("Spearman (near < 2r)", [results[e][grid]["distance"]["spearman_near"] for e in encs]))
+            dist0 = results[encs[0]][grid]["distance"]
+            edges = dist0.get("profile_edges", [])
+            for k, (lo, hi) in enumerate(zip(edges[:-1], edges[1:])):  # latent distance by true distance
+                label = f"latent/mean true {lo:g}-{hi:g}r"
+                rows.append((label, [results[e][grid]["distance"]["profile"][k] for e in encs]))
+            if edges:
+                rows.append(("plateau [1.5,2)r / [1,1.5)r", [results[e][grid]["distance"]["plateau"] for e in encs]))
         for label, vals in rows:
             print(f"{label:<28}" + "".join(f"{v:>{w}.4f}" for v in vals))
     print("\n== collapse (test tokens) ==")

@@ -1,9 +1,11 @@
 """Train the world model's predictor on a frozen encoder (Hydra entry point).
 
     python scripts/train_predictor.py data.path=... encoder.path=...
+    torchrun --standalone --nproc_per_node=4 scripts/train_predictor.py data.path=... encoder.path=...   # DDP
 
 Re-running the same command resumes from <out_dir>/checkpoints/last.pt; the result is
-<out_dir>/world_model.pt.
+<out_dir>/world_model.pt. A NaN/inf loss stops the run with exit status 2 and leaves the last good
+checkpoint untouched.
 """
 
 from __future__ import annotations
@@ -20,6 +22,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from scripts.common import user_errors_exit  # noqa: E402
 from worldmodel.training.checkpoint import CheckpointError  # noqa: E402
+from worldmodel.training.distributed import cleanup, hydra_worker_overrides, is_main  # noqa: E402
 from worldmodel.training.pretrain import config_to_dict  # noqa: E402
 from worldmodel.training.train_predictor import train_predictor  # noqa: E402
 
@@ -27,21 +30,31 @@ from worldmodel.training.train_predictor import train_predictor  # noqa: E402
 @hydra.main(config_path="../configs", config_name="train_predictor", version_base="1.3")
 @user_errors_exit
 def main(cfg: DictConfig) -> None:
-    """Train into cfg.out_dir and print a JSON summary."""
+    """Train into cfg.out_dir and print a JSON summary (rank 0 under torchrun)."""
     plain = config_to_dict(cfg)
     if plain.get("threads"):
         torch.set_num_threads(int(plain["threads"]))
     try:
-        summary = train_predictor(plain, plain["out_dir"], device=plain["device"])
-    except CheckpointError as exc:
-        print(
-            f"error: {exc}\n(hint: use a fresh out_dir, or delete its checkpoints/ to restart)",
-            file=sys.stderr,
-        )
-        raise SystemExit(2) from None
-    summary.pop("world_model", None)
-    print(json.dumps(summary, indent=2))
+        try:
+            summary = train_predictor(plain, plain["out_dir"], device=plain["device"])
+        except CheckpointError as exc:
+            if is_main():
+                print(
+                    f"error: {exc}\n(hint: use a fresh out_dir, or delete its checkpoints/ to restart)",
+                    file=sys.stderr,
+                )
+            raise SystemExit(2) from None
+        except FloatingPointError as exc:  # non-finite loss/gradients: same on every rank
+            if is_main():
+                print(f"error: {exc}", file=sys.stderr)
+            raise SystemExit(2) from None
+        summary.pop("world_model", None)
+        if is_main():
+            print(json.dumps(summary, indent=2))
+    finally:
+        cleanup()
 
 
 if __name__ == "__main__":
+    sys.argv += hydra_worker_overrides()  # ranks > 0 write nothing into the shared Hydra output dir
     main()

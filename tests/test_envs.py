@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import warnings
 from collections.abc import Callable, Iterator
+from typing import Any
 
 import gymnasium
 import numpy as np
@@ -385,3 +386,30 @@ def test_push_explore_moves_the_block(make_env: MakeEnv) -> None:
         travel = np.abs(np.diff(coords[:, :2], axis=0)).sum()
         turn = np.abs(np.diff(np.unwrap(coords[:, 2]))).sum()
         assert travel > 0.5 and turn > 0.5, (seed, travel, turn)
+
+
+def _speeds(env: gymnasium.Env, seed: int, steps: int, **kwargs: Any) -> np.ndarray:
+    """Joint speeds (steps,) of one exploration episode with explorer options ``kwargs``."""
+    task = _task(env)
+    policy = make_policy("explore", env, np.random.default_rng(seed), kwargs)
+    obs, _ = env.reset(seed=seed)
+    policy.reset()
+    out = []
+    for _ in range(steps):
+        obs, *_ = env.step(policy(obs))
+        out.append(np.linalg.norm(task.qvel(task.get_state())))
+    return np.asarray(out)
+
+
+@pytest.mark.parametrize("env_id", ["wm/TwoRoom-v0", "wm/Reacher-v0"])
+def test_explore_rests_at_targets(env_id: str, make_env: MakeEnv) -> None:
+    """Goals are images at rest, so exploration must show the agent settling: rest_prob controls it."""
+    env = make_env(env_id)
+    still = {p: np.mean([(_speeds(env, s, 150, rest_prob=p) < 0.1).mean() for s in range(2)]) for p in (0.0, 1.0)}
+    assert still[1.0] > still[0.0] + 0.05, still
+    with pytest.raises(ValueError, match="rest_prob"):
+        make_policy("explore", env, np.random.default_rng(0), {"rest_prob": 2.0})
+    with pytest.raises(ValueError, match="policy_kwargs"):
+        make_policy("explore", env, np.random.default_rng(0), {"no_such_option": 1})
+    with pytest.raises(ValueError, match="takes no options"):
+        make_policy("random", env, np.random.default_rng(0), {"rest_prob": 0.5})

@@ -179,6 +179,27 @@ def test_latent_planning_agent_runs_batched_with_video(tmp_path: Path) -> None:
     assert (tmp_path / "video_world_model.mp4").stat().st_size > 1000
 
 
+def test_action_cost_adds_the_control_effort_term(tmp_path: Path) -> None:
+    """agent.action_cost adds weight * mean squared action to each candidate's latent goal cost."""
+    wm = tiny_world_model()
+    seen: dict[float, torch.Tensor] = {}
+
+    class RecordingCEM(CEMPlanner):
+        def plan(self, cost_fn, batch_size, initial_mean=None):  # type: ignore[no-untyped-def]
+            acts = torch.linspace(-1, 1, batch_size * 4 * 3 * 2).reshape(batch_size, 4, 3, 2)
+            seen[weight] = cost_fn(acts)  # (B, 4)
+            return super().plan(cost_fn, batch_size, initial_mean)
+
+    specs = env_episode_specs(2, seed=1)
+    st = EvalSettings(max_steps=1, num_envs=2, video_episodes=0)
+    for weight in (0.0, 0.5):
+        planner = RecordingCEM(wm.action_low, wm.action_high, horizon=3, num_samples=4, iterations=1, num_elites=2)
+        agent = LatentPlanningAgent(wm, planner, action_cost=weight)
+        run_closed_loop(agent, ENV, {"image_size": 32}, specs, st, tmp_path / str(weight), "wm", progress=False)
+    acts = torch.linspace(-1, 1, 2 * 4 * 3 * 2).reshape(2, 4, 3, 2)
+    torch.testing.assert_close(seen[0.5] - seen[0.0], 0.5 * acts.pow(2).mean((-1, -2)))
+
+
 def test_evaluate_script_missing_world_model_is_a_clear_error(tmp_path: Path) -> None:
     env = {**os.environ, "PYTHONPATH": str(ROOT)}
     res = subprocess.run(

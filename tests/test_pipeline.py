@@ -9,6 +9,8 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
+
 from worldmodel.pipeline import Stage, flatten_overrides
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -33,6 +35,8 @@ def run_pipeline(root: Path, *extra: str) -> subprocess.CompletedProcess[str]:
 def test_flatten_overrides() -> None:
     assert flatten_overrides({"train": {"steps": 5, "on": True}, "encoder": "tiny", "m": [1, 2], "x": None}) == [
         "train.steps=5", "train.on=true", "encoder=tiny", "m=[1,2]", "x=null"]
+    assert flatten_overrides({"policy_kwargs": {"rest_prob": 0.5, "rest_steps": [3, 12]}}) == [
+        "++policy_kwargs={rest_prob:0.5,rest_steps:[3,12]}"]
 
 
 def test_stage_key_depends_on_args_and_upstream() -> None:
@@ -42,6 +46,30 @@ def test_stage_key_depends_on_args_and_upstream() -> None:
     a2 = Stage("a", "collect.py", ["x=2"], ["out"])
     assert Stage("b", "pretrain.py", ["y=1"], ["out"], upstream=[a2]).key != key_b
     assert Stage("b", "pretrain.py", ["y=1"], ["out"], upstream=[a]).key == key_b
+
+
+def test_launcher_wraps_only_launchable_stages(tmp_path: Path) -> None:
+    """launcher="--standalone --nproc_per_node=2" runs training/eval via torchrun, other stages as before."""
+    collect = Stage("collect", "collect.py", ["out={stage_dir}/data.h5"], ["data.h5"])
+    train = Stage("pretrain", "pretrain.py", ["data.path={collect}/data.h5"], ["encoder.pt"], [collect], True)
+    launcher = "--standalone --nproc_per_node=2"
+    assert train.command(tmp_path, "py", launcher)[:6] == [
+        "py", "-m", "torch.distributed.run", "--standalone", "--nproc_per_node=2", str(ROOT / "scripts/pretrain.py")]
+    assert train.command(tmp_path, "py", launcher)[-1] == f"data.path={collect.folder(tmp_path)}/data.h5"
+    assert collect.command(tmp_path, "py", launcher)[:2] == ["py", str(ROOT / "scripts/collect.py")]
+    assert train.command(tmp_path, "py")[:2] == ["py", str(ROOT / "scripts/pretrain.py")]
+    assert train.key == Stage("pretrain", "pretrain.py", train.args, ["encoder.pt"], [collect]).key
+
+
+@pytest.mark.slow
+def test_pipeline_under_torchrun_launcher(tmp_path: Path) -> None:
+    """The whole tiny pipeline with its training and evaluation stages under 2-process torchrun (~40 s)."""
+    res = run_pipeline(tmp_path, 'launcher="--standalone --nproc_per_node=2"', "device=cpu")
+    assert res.returncode == 0, res.stdout[-3000:] + res.stderr[-3000:]
+    assert res.stdout.count("-m torch.distributed.run --standalone --nproc_per_node=2") == 4  # pretrain, 2 x pred, eval
+    summary = json.loads((next(tmp_path.glob("evaluate-*")) / "summary.json").read_text())
+    assert all(m["episodes"] == 2 for m in summary["methods"].values())
+    assert "Closed-loop success" in (tmp_path / "report.md").read_text()
 
 
 def test_pipeline_end_to_end_reuse_and_invalidation(tmp_path: Path) -> None:

@@ -65,6 +65,21 @@ def test_spearman_and_distance_ranks() -> None:
     assert abs(noise["spearman_all"]) < 0.1
 
 
+def test_distance_profile_shows_slope_and_plateau() -> None:
+    """The profile rises with true distance for an isometry; a saturating embedding shows a plateau near 1."""
+    g = torch.Generator().manual_seed(5)
+    coords = torch.rand(800, 2, generator=g)
+    linear = distance_rank_correlation(coords * 3.0, coords, success_radius=0.05, num_pairs=3000)
+    prof = linear["profile"]
+    assert len(prof) == len(linear["profile_edges"]) - 1 and all(a < b for a, b in zip(prof[:6], prof[1:7]))
+    assert linear["plateau"] > 1.2  # bin [1.5r, 2r) sits ~1.4x above [1r, 1.5r) for an isometry
+    # Gaussian bumps of std 0.01 (a fifth of the radius 0.05): latent distance saturates inside the radius
+    centres = torch.rand(64, 2, generator=g)
+    bumps = torch.exp(-((coords[:, None] - centres[None]) ** 2).sum(-1) / (2 * 0.01**2))  # (M, 64)
+    sharp = distance_rank_correlation(bumps, coords, success_radius=0.05, num_pairs=3000)
+    assert sharp["plateau"] < 1.2 < linear["plateau"]  # measured 1.13 vs 1.37
+
+
 def test_effective_rank_and_collapse_stats() -> None:
     g = torch.Generator().manual_seed(4)
     iso = torch.randn(2000, 8, generator=g)

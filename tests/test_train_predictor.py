@@ -89,7 +89,8 @@ def test_loss_falls_and_training_resumes(inputs: dict[str, Path]) -> None:
     assert steps == list(range(1, 61))
 
     wm = WorldModel.load(out / "world_model.pt", "cpu")
-    assert wm.train_config["train"]["steps"] == 60 and wm.latent_shape == (1, 4 * 32) and wm.action_dim == 2  # default pool 2x2cat: one token
+    # default pool 2x2cat: one token per frame
+    assert wm.train_config["train"]["steps"] == 60 and wm.latent_shape == (1, 4 * 32) and wm.action_dim == 2
     assert wm.proprio_dim == 4 and wm.meta["env_id"] == "wm/TwoRoom-v0"
     torch.testing.assert_close(
         wm.predictor.state_dict()["latent_out.weight"],

@@ -10,6 +10,7 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+import shlex
 import subprocess
 import sys
 import time
@@ -21,11 +22,18 @@ ROOT = Path(__file__).resolve().parents[1]
 
 
 def flatten_overrides(cfg: dict[str, Any], prefix: str = "") -> list[str]:
-    """{"train": {"steps": 5}, "encoder": "tiny"} -> ["train.steps=5", "encoder=tiny"] (Hydra CLI syntax)."""
+    """{"train": {"steps": 5}, "encoder": "tiny"} -> ["train.steps=5", "encoder=tiny"] (Hydra CLI syntax).
+
+    A dict under a key ending in ``_kwargs`` (e.g. ``policy_kwargs``) is passed whole as a Hydra dict
+    literal with Hydra's add-or-override prefix, ``++policy_kwargs={rest_prob:0.5}``: such keys default to
+    ``{}``, which Hydra's struct mode refuses to extend with a plain override.
+    """
     out: list[str] = []
     for key, value in cfg.items():
         name = f"{prefix}{key}"
-        if isinstance(value, dict):
+        if isinstance(value, dict) and str(key).endswith("_kwargs"):
+            out.append(f"++{name}={{{','.join(_hydra_item(k, v) for k, v in value.items())}}}")
+        elif isinstance(value, dict):
             out.extend(flatten_overrides(value, name + "."))
         elif isinstance(value, (list, tuple)):
             out.append(f"{name}=[{','.join(str(v) for v in value)}]")
@@ -36,6 +44,17 @@ def flatten_overrides(cfg: dict[str, Any], prefix: str = "") -> list[str]:
         else:
             out.append(f"{name}={value}")
     return out
+
+
+def _hydra_item(key: str, value: Any) -> str:
+    """``key:value`` inside a Hydra dict literal (lists as [a,b], None as null)."""
+    if isinstance(value, (list, tuple)):
+        return f"{key}:[{','.join(str(v) for v in value)}]"
+    if value is None:
+        return f"{key}:null"
+    if isinstance(value, bool):
+        return f"{key}:{'true' if value else 'false'}"
+    return f"{key}:{value}"
 
 
 @dataclass
@@ -51,6 +70,7 @@ class Stage:
     args: list[str]
     outputs: list[str]  # files (relative to the stage folder) whose existence marks the stage done
     upstream: list[Stage] = field(default_factory=list)
+    launchable: bool = False  # may run under a multi-process launcher (torchrun): training and evaluation
 
     @property
     def key(self) -> str:
@@ -62,8 +82,9 @@ class Stage:
         """Where this stage runs: root/<name>-<key>."""
         return root / f"{self.name}-{self.key}"
 
-    def command(self, root: Path, python: str) -> list[str]:
-        """The full command line with the folder placeholders filled in."""
+    def command(self, root: Path, python: str, launcher: str | None = None) -> list[str]:
+        """The full command line with the folder placeholders filled in; ``launcher`` (torchrun arguments,
+        e.g. ``--standalone --nproc_per_node=2``) runs a launchable stage through ``torch.distributed.run``."""
         subst = {f"{{{u.name}}}": str(u.folder(root)) for u in self.upstream}
         subst["{stage_dir}"] = str(self.folder(root))
         args = []
@@ -71,18 +92,24 @@ class Stage:
             for k, v in subst.items():
                 a = a.replace(k, v)
             args.append(a)
-        return [python, str(ROOT / "scripts" / self.script), *args]
+        prefix = [python]
+        if launcher and self.launchable:
+            prefix += ["-m", "torch.distributed.run", *shlex.split(launcher)]
+        return [*prefix, str(ROOT / "scripts" / self.script), *args]
 
 
-def run_stage(stage: Stage, root: Path, python: str, log: Any = print) -> tuple[Path, float, bool]:
-    """Run (or reuse) a stage; returns (folder, seconds spent, reused)."""
+def run_stage(
+    stage: Stage, root: Path, python: str, log: Any = print, launcher: str | None = None
+) -> tuple[Path, float, bool]:
+    """Run (or reuse) a stage; returns (folder, seconds spent, reused). The launcher is not part of the
+    stage's identity: a multi-process run computes the same result up to float rounding."""
     folder = stage.folder(root)
     done = folder / "stage_done.json"
     if done.exists() and all((folder / o).exists() for o in stage.outputs):
         log(f"[pipeline] {stage.name}: reusing {folder}")
         return folder, 0.0, True
     folder.mkdir(parents=True, exist_ok=True)
-    cmd = stage.command(root, python)
+    cmd = stage.command(root, python, launcher)
     log(f"[pipeline] {stage.name}: {' '.join(cmd[1:])}")
     t0 = time.perf_counter()
     env = {**os.environ, "PYTHONPATH": str(ROOT) + os.pathsep + os.environ.get("PYTHONPATH", "")}
@@ -133,6 +160,7 @@ def build_stages(cfg: dict[str, Any]) -> dict[str, Stage]:
         ],
         ["encoder.pt", "encoder_random.pt"],
         upstream=[collect],
+        launchable=True,
     )
     stages = {"collect": collect, "pretrain": pretrain}
     encoders = {"world_model": "encoder.pt"}
@@ -151,6 +179,7 @@ def build_stages(cfg: dict[str, Any]) -> dict[str, Stage]:
             ],
             ["world_model.pt"],
             upstream=[collect, pretrain],
+            launchable=True,
         )
     if cfg.get("diagnostics", True):
         stages["probe"] = Stage(
@@ -192,6 +221,7 @@ def build_stages(cfg: dict[str, Any]) -> dict[str, Stage]:
         ],
         ["summary.json"],
         upstream=[stages[f"predictor_{n}"] for n in encoders],
+        launchable=True,
     )
     return stages
 
@@ -207,7 +237,7 @@ def run_pipeline(cfg: dict[str, Any], log: Any = print) -> dict[str, Any]:
     folders: dict[str, Path] = {}
     t0 = time.perf_counter()
     for name, stage in build_stages(cfg).items():
-        folders[name], timings[name], _ = run_stage(stage, root, python, log)
+        folders[name], timings[name], _ = run_stage(stage, root, python, log, cfg.get("launcher"))
     total = time.perf_counter() - t0
     report = write_report(root, folders, timings, total, cfg)
     log(f"[pipeline] report: {report}  (stages ran {total / 60:.1f} min this time)")

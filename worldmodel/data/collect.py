@@ -10,6 +10,7 @@ derived from (seed, i), so the result does not depend on the number of workers o
 
 from __future__ import annotations
 
+import glob
 import hashlib
 import json
 import multiprocessing as mp
@@ -43,6 +44,8 @@ class CollectConfig:
     """Environment steps per episode (frames = steps + 1)."""
     policy: str = "explore"
     """Scripted policy name from ``envs.policies`` ("explore" or "random")."""
+    policy_kwargs: dict[str, Any] = field(default_factory=dict)
+    """Options for the policy's constructor (e.g. ``rest_prob`` of the TwoRoom/Reacher explorers)."""
     seed: int = 0
     """Base seed; episode i uses a seed derived from (seed, i)."""
     workers: int = 0
@@ -57,7 +60,10 @@ class CollectConfig:
     def fingerprint(self) -> str:
         """Hash of the fields that decide the data, so a resume never mixes two configs."""
         keys = ("env_id", "env_kwargs", "episode_length", "policy", "seed")
-        blob = json.dumps({k: getattr(self, k) for k in keys}, sort_keys=True, default=str)
+        fields = {k: getattr(self, k) for k in keys}
+        if self.policy_kwargs:  # only when set, so data collected before the option keeps its fingerprint
+            fields["policy_kwargs"] = self.policy_kwargs
+        blob = json.dumps(fields, sort_keys=True, default=str)
         return hashlib.sha256(blob.encode()).hexdigest()[:16]
 
 
@@ -136,7 +142,7 @@ def _worker_episode(index: int) -> tuple[int, int, bool]:
     cfg: CollectConfig = _WORKER["cfg"]
     env = _WORKER["env"]
     env_seed, rng = _episode_seeds(cfg.seed, index)
-    policy = _WORKER["make_policy"](cfg.policy, env, rng)
+    policy = _WORKER["make_policy"](cfg.policy, env, rng, cfg.policy_kwargs)
     cols = run_episode(env, policy, env_seed, cfg.episode_length)
     cols["seed"] = np.int64(env_seed)
     _write_shard(_WORKER["shard_dir"], index, cols)
@@ -211,6 +217,17 @@ def _check_existing_output(cfg: CollectConfig, out: Path) -> bool:
     return False
 
 
+def _remove_finished_shards(cfg: CollectConfig, out: Path) -> None:
+    """Delete the shard folder of this collection (same fingerprint) once ``out`` holds it; others are kept."""
+    shard_dir = shard_dir_for(out)
+    try:
+        fp = json.loads((shard_dir / "manifest.json").read_text()).get("fingerprint")
+    except (OSError, json.JSONDecodeError, AttributeError):
+        return
+    if fp == cfg.fingerprint():
+        shutil.rmtree(shard_dir, ignore_errors=True)
+
+
 def _assemble(cfg: CollectConfig, out: Path, shard_dir: Path, meta: DatasetMeta) -> None:
     """Write all shards, in episode order, into the output file (atomic)."""
     from worldmodel.data.writer import TrajectoryWriter
@@ -233,6 +250,8 @@ def collect(cfg: CollectConfig, progress: bool = True) -> Path:
     if _check_existing_output(cfg, out):
         if progress:
             print(f"{out}: already holds {cfg.episodes} episodes of this config; nothing to do")
+        if not cfg.keep_shards:  # a kill between the final rename and the shard folder's removal left it
+            _remove_finished_shards(cfg, out)
         return out
     probe = _make_env(cfg)
     try:
@@ -249,6 +268,7 @@ def collect(cfg: CollectConfig, progress: bool = True) -> Path:
             extra={
                 "fingerprint": cfg.fingerprint(),
                 "episode_length": cfg.episode_length,
+                "policy_kwargs": dict(cfg.policy_kwargs),
                 "collected_at": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
             },
         )
@@ -260,6 +280,8 @@ def collect(cfg: CollectConfig, progress: bool = True) -> Path:
     workers = max(1, min(workers, len(todo))) if todo else 1
     if todo:
         _run_workers(cfg, shard_dir, todo, workers, progress, resumed=cfg.episodes - len(todo))
+    for stale in out.parent.glob(f".{glob.escape(out.name)}.tmp-*"):  # a kill while assembling left it
+        stale.unlink(missing_ok=True)
     _assemble(cfg, out, shard_dir, meta)
     if not cfg.keep_shards:
         shutil.rmtree(shard_dir, ignore_errors=True)

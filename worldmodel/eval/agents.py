@@ -67,8 +67,10 @@ class LatentPlanningAgent:
         cost_kind: str = "l1",
         cost_steps: str = "last",
         context_frames: int = 1,
+        action_cost: float = 0.0,
     ) -> None:
         self.wm = world_model
+        self.action_cost = float(action_cost)  # weight of mean squared action (normalised units) added to the cost
         self.planner = planner
         self.execute_steps = int(execute_steps)
         self.cost_kind = cost_kind
@@ -109,7 +111,10 @@ class LatentPlanningAgent:
         def cost_fn(actions: Tensor) -> Tensor:  # (B, S, H, A) -> (B, S)
             with torch.no_grad():
                 pred = self.wm.rollout(hist, actions, proprio_history=prop, action_history=act_hist)
-            return self.wm.goal_cost(pred, goal, kind=self.cost_kind, steps=self.cost_steps)
+            cost = self.wm.goal_cost(pred, goal, kind=self.cost_kind, steps=self.cost_steps)  # (B, S)
+            if self.action_cost > 0:
+                cost = cost + self.action_cost * actions.pow(2).mean((-1, -2))
+            return cost
 
         plan = self.controller.act(cost_fn)  # (B, k, A) on the planner's device
         # Record the first executed planner action as context for the next frame (one frame per planner step).

@@ -1,8 +1,14 @@
 """The closed-loop harness: run an agent on batched evaluation episodes, one JSONL line per episode.
 
-Episodes run in waves of B environments (one planner call plans for all of them). Finished episodes
-are appended to ``episodes_<method>.jsonl`` (flushed and fsynced) as each wave ends, so an interrupted
-evaluation resumes at the first unfinished wave; a results file made with other settings is refused.
+Episodes run in waves of B environments (one planner call plans for all of them). Waves are fixed by
+episode position: wave w holds episodes ``[w*B, (w+1)*B)`` and is always run on a batch of
+``B = min(num_envs, episodes)`` environments, seeded by its first episode. An episode's record is
+therefore a function of (episode, num_envs) alone, whichever process, shard or resumed run computes it.
+
+Finished episodes are appended to ``episodes_<method>.jsonl`` (flushed and fsynced) as each wave ends, so
+an interrupted evaluation resumes at the first unfinished wave; a results file made with other settings
+is refused. With a :class:`Shard` the process runs only waves ``shard.index, shard.index + count, ...``
+into ``episodes_<method>.shard<i>of<n>.jsonl``; ``worldmodel.eval.shard`` merges the shards.
 """
 
 from __future__ import annotations
@@ -19,6 +25,46 @@ import numpy as np
 
 from worldmodel.eval.agents import Agent
 from worldmodel.eval.episodes import EnvBatch, EpisodeSpec
+
+
+@dataclass(frozen=True)
+class Shard:
+    """This process's part of a sharded evaluation: waves ``index, index + count, index + 2*count, ...``."""
+
+    index: int
+    count: int
+
+    def __post_init__(self) -> None:
+        if not (isinstance(self.index, int) and isinstance(self.count, int) and 0 <= self.index < self.count):
+            raise ValueError(f"shard index must be in [0, count), got index={self.index} count={self.count}")
+
+    @property
+    def suffix(self) -> str:
+        """File-name infix of this shard's outputs, e.g. ``.shard0of2``."""
+        return f".shard{self.index}of{self.count}"
+
+    def as_dict(self) -> dict[str, int]:
+        """``{"index": i, "count": n}`` (the results-file header's ``shard`` entry)."""
+        return {"index": self.index, "count": self.count}
+
+
+def waves(num_episodes: int, num_envs: int) -> list[list[int]]:
+    """Episode positions of every wave: ``[[0..B-1], [B..2B-1], ...]`` with ``B = min(num_envs, episodes)``."""
+    b = max(1, min(int(num_envs), int(num_episodes)))
+    return [list(range(w, min(w + b, num_episodes))) for w in range(0, num_episodes, b)]
+
+
+def shard_waves(num_episodes: int, num_envs: int, shard: Shard | None) -> list[tuple[int, list[int]]]:
+    """(wave index, episode positions) of the waves ``shard`` runs (all of them for ``None``)."""
+    all_waves = list(enumerate(waves(num_episodes, num_envs)))
+    if shard is None:
+        return all_waves
+    return [(w, pos) for w, pos in all_waves if w % shard.count == shard.index]
+
+
+def shard_episodes(num_episodes: int, num_envs: int, shard: Shard | None) -> list[int]:
+    """Episode positions ``shard`` runs, in order."""
+    return [p for _, pos in shard_waves(num_episodes, num_envs, shard) for p in pos]
 
 
 @dataclass(frozen=True)
@@ -72,20 +118,24 @@ def summarize(records: list[dict[str, Any]]) -> dict[str, Any]:
     }
 
 
-def _read_results(path: Path, header: dict[str, Any]) -> list[dict[str, Any]]:
-    """Episodes already finished in ``path``; raises if the file was written with other settings."""
+def read_results(path: Path, header: dict[str, Any] | None = None) -> tuple[dict[str, Any] | None, list[dict]]:
+    """(header, records) of a results file; ``(None, [])`` when it is missing or empty.
+
+    Raises if ``header`` is given and differs, or if a line other than the last is corrupt (a cut last line,
+    the trace of a kill mid-write, is dropped).
+    """
     if not path.exists():
-        return []
+        return None, []
     lines = path.read_text().splitlines()
     if not lines:
-        return []
+        return None, []
     try:
         old = json.loads(lines[0])
     except json.JSONDecodeError as exc:
-        raise ValueError(
-            f"{path}: first line is not a JSON header ({exc}); move the file away and re-run"
-        ) from exc
-    if old.get("header") != header:
+        raise ValueError(f"{path}: first line is not a JSON header ({exc}); move the file away and re-run") from exc
+    if not isinstance(old, dict) or "header" not in old:
+        raise ValueError(f"{path}: first line is not a results header; move the file away and re-run")
+    if header is not None and old["header"] != header:
         raise ValueError(
             f"{path} was written by an evaluation with other settings; use another out_dir or delete the file"
         )
@@ -97,7 +147,18 @@ def _read_results(path: Path, header: dict[str, Any]) -> list[dict[str, Any]]:
             # A line cut by a kill is the only way to get here; everything before it is intact.
             if i != len(lines):
                 raise ValueError(f"{path}: line {i} is corrupt; move the file away and re-run") from None
-    return records
+    return old["header"], records
+
+
+def write_results(path: Path, header: dict[str, Any], records: list[dict[str, Any]]) -> None:
+    """Write a whole results file atomically (temporary file, fsync, rename)."""
+    tmp = path.with_name(f".{path.name}.{os.getpid()}")
+    with tmp.open("w") as f:
+        for rec in [{"header": header}, *records]:
+            f.write(json.dumps(rec) + "\n")
+        f.flush()
+        os.fsync(f.fileno())
+    os.replace(tmp, path)
 
 
 def _append(path: Path, lines: list[dict[str, Any]]) -> None:
@@ -119,13 +180,19 @@ def run_closed_loop(
     method: str,
     header_extra: dict[str, Any] | None = None,
     progress: bool = True,
+    shard: Shard | None = None,
 ) -> list[dict[str, Any]]:
-    """Run (or resume) ``specs`` with ``agent``; returns all episode records for ``method``."""
+    """Run (or resume) ``specs`` with ``agent``; returns the episode records for ``method`` (this shard's only,
+    when ``shard`` is given: pass every spec, the shard picks its waves)."""
     from tqdm import tqdm
 
+    if shard is not None and shard.count == 1:
+        shard = None
+    if shard is not None and [s.index for s in specs] != list(range(len(specs))):
+        raise ValueError("sharded evaluation needs episode specs indexed 0..N-1 in order")
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
-    path = out / f"episodes_{method}.jsonl"
+    path = out / f"episodes_{method}{shard.suffix if shard else ''}.jsonl"
     header = {
         "method": method,
         "env_id": env_id,
@@ -133,30 +200,43 @@ def run_closed_loop(
         "settings": asdict(settings),
         "episodes": len(specs),
         **(header_extra or {}),
+        **({"shard": shard.as_dict()} if shard else {}),
     }
     header = json.loads(json.dumps(header, default=str))
-    records = _read_results(path, header)
-    if not path.exists() or path.stat().st_size == 0:
-        _append(path, [{"header": header}])
-    done = {r["episode"] for r in records}
-    todo = [s for s in specs if s.index not in done]
+    plan = shard_waves(len(specs), settings.num_envs, shard)
+    mine = {specs[p].index for _, pos in plan for p in pos}
+    for stale in out.glob(f".{path.name}.*"):  # a kill mid-write_results; this process is the file's only writer
+        stale.unlink(missing_ok=True)
+    video_path = out / f"video_{method}.mp4"
+    if any(w == 0 for w, _ in plan):  # wave 0's owner is the video's only writer: drop its cut temporary file
+        for stale in out.glob(f".{video_path.name}.*.tmp.mp4"):
+            stale.unlink(missing_ok=True)
+    old_header, found = read_results(path, header)
+    # Keep whole waves only: a wave cut by a kill is re-run from its start (its seed is its first episode's).
+    by_ep: dict[int, dict[str, Any]] = {}
+    for r in found:
+        if r["episode"] not in mine or r["episode"] in by_ep:
+            raise ValueError(f"{path}: unexpected or repeated episode {r['episode']}; move the file away and re-run")
+        by_ep[r["episode"]] = r
+    done_waves = {w for w, pos in plan if all(specs[p].index in by_ep for p in pos)}
+    records = [by_ep[specs[p].index] for w, pos in plan if w in done_waves for p in pos]
+    if old_header is None or len(records) != len(found) or not _ends_clean(path):
+        write_results(path, header, records)  # new file, or drop a cut wave / a half-written last line
+    todo = [(w, pos) for w, pos in plan if w not in done_waves]
     if not todo:
         return sorted(records, key=lambda r: r["episode"])
-    batch = EnvBatch(env_id, env_kwargs, min(settings.num_envs, len(todo)))
-    bar = tqdm(
-        total=len(specs),
-        initial=len(done),
-        desc=f"eval {method}",
-        unit="ep",
-        disable=not progress,
-        dynamic_ncols=True,
-    )
+    batch = EnvBatch(env_id, env_kwargs, len(waves(len(specs), settings.num_envs)[0]))
+    label = f"eval {method}" + (f" [shard {shard.index} of {shard.count}]" if shard else "")
+    bar = tqdm(total=len(mine), initial=len(records), desc=label, unit="ep", disable=not progress, dynamic_ncols=True)
     video: list[np.ndarray] = []
     try:
-        for w in range(0, len(todo), batch.num_envs):
-            wave = todo[w : w + batch.num_envs]
-            record_video = w == 0 and not done and settings.video_episodes > 0
+        for w, pos in todo:
+            wave = [specs[p] for p in pos]
+            record_video = w == 0 and settings.video_episodes > 0
             new = _run_wave(agent, batch, wave, settings, video if record_video else None)
+            if video:  # before the wave's records: committed records of wave 0 imply its video exists
+                _write_video(video, video_path, settings.video_episodes)
+                video = []
             _append(path, new)
             records.extend(new)
             bar.update(len(wave))
@@ -165,11 +245,29 @@ def run_closed_loop(
     finally:
         bar.close()
         batch.close()
-    if video:
-        from worldmodel.eval.media import write_video_grid
-
-        write_video_grid(video, out / f"video_{method}.mp4", max_tiles=settings.video_episodes)
     return sorted(records, key=lambda r: r["episode"])
+
+
+def _write_video(frames: list[np.ndarray], path: Path, max_tiles: int) -> None:
+    """Write the video grid atomically (temporary file beside it, then rename)."""
+    from worldmodel.eval.media import write_video_grid
+
+    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp.mp4")  # ends in .mp4: the writer picks ffmpeg by it
+    try:
+        write_video_grid(frames, tmp, max_tiles=max_tiles)
+        os.replace(tmp, path)
+    finally:
+        tmp.unlink(missing_ok=True)
+
+
+def _ends_clean(path: Path) -> bool:
+    """Whether the file ends with a newline (no half-written line to append after)."""
+    with path.open("rb") as f:
+        f.seek(0, os.SEEK_END)
+        if f.tell() == 0:
+            return False
+        f.seek(-1, os.SEEK_END)
+        return f.read(1) == b"\n"
 
 
 def _run_wave(

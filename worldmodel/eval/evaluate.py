@@ -1,4 +1,10 @@
-"""Evaluate world models and baselines in one harness and write summary.json, plots and videos."""
+"""Evaluate world models and baselines in one harness and write summary.json, plots and videos.
+
+Sharded (``shard.index``/``shard.count``, or one shard per process under torchrun) each process runs its
+waves of episodes into its own results files; the shards are merged into the same summary.json an
+unsharded run writes (automatically by torchrun's rank 0, or by the last manual shard to finish, or with
+``scripts/merge_eval.py``). The mp4 comes from the first wave, which shard 0 runs.
+"""
 
 from __future__ import annotations
 
@@ -11,7 +17,7 @@ import numpy as np
 import torch
 
 from worldmodel.eval.agents import LatentPlanningAgent, OracleAgent, RandomAgent
-from worldmodel.eval.closed_loop import EvalSettings, run_closed_loop, summarize
+from worldmodel.eval.closed_loop import EvalSettings, run_closed_loop, summarize, write_results
 from worldmodel.eval.episodes import dataset_episode_specs, env_episode_specs
 
 
@@ -34,18 +40,25 @@ def build_planner(
     from hydra.utils import instantiate
 
     cfg = {k: v for k, v in planner_cfg.items()}
-    cfg.update(
-        action_low=low.to(device), action_high=high.to(device), device=str(device), seed=seed, **overrides
-    )
+    cfg.update(action_low=low.to(device), action_high=high.to(device), device=str(device), seed=seed, **overrides)
     return instantiate(cfg, _convert_="all")
 
 
 def evaluate(cfg: dict[str, Any], progress: bool = True) -> dict[str, Any]:
-    """Run every configured method on the same episodes; returns the summary written to summary.json."""
-    from worldmodel.eval.media import plot_distance_curves, plot_success
+    """Run every configured method on the same episodes; returns the summary written to summary.json.
+
+    Sharded, returns this shard's summary (with a ``shard`` entry), or the merged summary (with ``shards``)
+    where this process merged.
+    """
+    from worldmodel.eval.shard import barrier, finished_shards, resolve_shard
     from worldmodel.world_model import WorldModel
 
+    shard, under_torchrun = resolve_shard(cfg.get("shard"))
     device = resolve_device(cfg.get("device", "auto"))
+    if under_torchrun and device.type == "cuda" and device.index is None and "LOCAL_RANK" in os.environ:
+        # GPU LOCAL_RANK for each process (processes share GPUs when there are more of them than GPUs); the
+        # device stays "cuda" (the current device) so every shard's results header is the same.
+        torch.cuda.set_device(int(os.environ["LOCAL_RANK"]) % torch.cuda.device_count())
     env_id, env_kwargs = cfg["env"]["id"], dict(cfg["env"].get("kwargs") or {})
     env_kwargs.pop("max_episode_steps", None)
     out = Path(cfg["out_dir"])
@@ -55,9 +68,7 @@ def evaluate(cfg: dict[str, Any], progress: bool = True) -> dict[str, Any]:
     if goals.get("source", "env") == "dataset":
         if not goals.get("dataset"):
             raise ValueError("goals.source=dataset needs goals.dataset=<trajectory .h5>")
-        specs = dataset_episode_specs(
-            goals["dataset"], int(cfg["episodes"]), int(goals.get("offset", 25)), seed
-        )
+        specs = dataset_episode_specs(goals["dataset"], int(cfg["episodes"]), int(goals.get("offset", 25)), seed)
     elif goals.get("source", "env") == "env":
         specs = env_episode_specs(int(cfg["episodes"]), seed)
     else:
@@ -103,6 +114,7 @@ def evaluate(cfg: dict[str, Any], progress: bool = True) -> dict[str, Any]:
             cost_kind=agent_cfg.get("cost_kind", "l1"),
             cost_steps=agent_cfg.get("cost_steps", "last"),
             context_frames=int(agent_cfg.get("context_frames", 1)),
+            action_cost=float(agent_cfg.get("action_cost", 0.0)),
         )
         results[name] = run_closed_loop(
             agent,
@@ -114,6 +126,7 @@ def evaluate(cfg: dict[str, Any], progress: bool = True) -> dict[str, Any]:
             name,
             header_extra={**header, "world_model": str(path)},
             progress=progress,
+            shard=shard,
         )
     for method in cfg.get("methods", []) or []:
         if method == "random":
@@ -135,20 +148,14 @@ def evaluate(cfg: dict[str, Any], progress: bool = True) -> dict[str, Any]:
                 "world_models.<name>=<path>)"
             )
         results[method] = run_closed_loop(
-            agent, env_id, env_kwargs, specs, settings, out, method, header_extra=header, progress=progress
+            agent, env_id, env_kwargs, specs, settings, out, method, header_extra=header, progress=progress, shard=shard
         )
-    summaries = {name: summarize(recs) for name, recs in results.items()}
-    if "random" in summaries and "oracle" in summaries:
-        floor, ceil = summaries["random"]["success_rate"], summaries["oracle"]["success_rate"]
-        for s in summaries.values():
-            s["normalized_success"] = (s["success_rate"] - floor) / (ceil - floor) if ceil > floor else None
-    title = f"{env_id} · {planner_cfg['_target_'].rsplit('.', 1)[-1]} · {len(specs)} episodes"
-    if summaries:
-        plot_success(summaries, out / "success.png", title)
-        plot_distance_curves(results, out / "distance.png", threshold, title)
-    summary = {
+    context = {
         "env_id": env_id,
         "env_kwargs": env_kwargs,
+        "seed": seed,
+        "goals": goals,
+        "world_models": {name: str(path) for name, path in (cfg.get("world_models") or {}).items()},
         "episodes": len(specs),
         "settings": settings.__dict__,
         "planner": planner_cfg,
@@ -156,13 +163,86 @@ def evaluate(cfg: dict[str, Any], progress: bool = True) -> dict[str, Any]:
         "device": str(device),
         "threads": torch.get_num_threads(),
         "success_threshold": threshold,
+    }
+    if shard is None:
+        return write_summary(out, context, results)
+    summary = {
+        **context,
+        "shard": shard.as_dict(),
+        "methods": {name: summarize(recs) for name, recs in results.items()},
+        "videos": sorted(p.name for p in out.glob("video_*.mp4")),
+    }
+    _write_json(out / f"summary{shard.suffix}.json", summary)
+    if under_torchrun:
+        barrier(float((cfg.get("shard") or {}).get("barrier_timeout_min") or 1440))
+        return merge_shards(out, shard.count) if shard.index == 0 else summary
+    if len(finished_shards(out, shard.count)) == shard.count:
+        return merge_shards(out, shard.count)  # the last manual shard to finish merges
+    return summary
+
+
+def write_summary(
+    out: Path,
+    context: dict[str, Any],
+    results: dict[str, list[dict[str, Any]]],
+    extra: dict[str, Any] | None = None,
+) -> dict[str, Any]:
+    """Summaries per method (normalised between random and oracle), plots and summary.json (atomically)."""
+    from worldmodel.eval.media import plot_distance_curves, plot_success
+
+    summaries = {name: summarize(recs) for name, recs in results.items()}
+    if "random" in summaries and "oracle" in summaries:
+        floor, ceil = summaries["random"]["success_rate"], summaries["oracle"]["success_rate"]
+        for s in summaries.values():
+            s["normalized_success"] = (s["success_rate"] - floor) / (ceil - floor) if ceil > floor else None
+    title = (
+        f"{context['env_id']} · {context['planner']['_target_'].rsplit('.', 1)[-1]} · {context['episodes']} episodes"
+    )
+    if summaries:  # written under temporary names and renamed: two shards finishing together may both merge
+        tmp = out / f".{os.getpid()}.success.png"
+        os.replace(plot_success(summaries, tmp, title), out / "success.png")
+        tmp = out / f".{os.getpid()}.distance.png"
+        os.replace(plot_distance_curves(results, tmp, context["success_threshold"], title), out / "distance.png")
+    summary = {
+        **context,
+        **(extra or {}),
         "methods": summaries,
         "videos": sorted(p.name for p in out.glob("video_*.mp4")),
     }
-    tmp = out / f".summary.json.{os.getpid()}"
-    tmp.write_text(json.dumps(summary, indent=2, default=_json_default))
-    os.replace(tmp, out / "summary.json")
+    _write_json(out / "summary.json", summary)
     return summary
+
+
+def merge_shards(out_dir: str | Path, count: int | None = None) -> dict[str, Any]:
+    """Validate the shards in ``out_dir`` and write what the unsharded run writes; returns the summary.
+
+    Raises ValueError (naming missing shards and episodes) and writes nothing when the shards are
+    incomplete or disagree. The merged ``episodes_<method>.jsonl`` carry the unsharded header, so
+    re-running unsharded in ``out_dir`` finds every episode done.
+    """
+    from worldmodel.eval.closed_loop import read_results
+    from worldmodel.eval.shard import collect_shards, shard_count
+
+    out = Path(out_dir)
+    n = shard_count(out) if count is None else int(count)
+    context, headers, records = collect_shards(out, n)
+    for method, header in headers.items():
+        path = out / f"episodes_{method}.jsonl"
+        old, _ = read_results(path) if path.exists() else (None, [])
+        if old is not None and old != header:
+            raise ValueError(
+                f"cannot merge the {n} shards in {out}: {path.name} exists with other settings; move it away"
+            )
+    for method, header in headers.items():
+        write_results(out / f"episodes_{method}.jsonl", header, records[method])
+    return write_summary(out, context, records, extra={"shards": n})
+
+
+def _write_json(path: Path, obj: dict[str, Any]) -> None:
+    """Write JSON atomically (temporary file, rename)."""
+    tmp = path.with_name(f".{path.name}.{os.getpid()}")
+    tmp.write_text(json.dumps(obj, indent=2, default=_json_default))
+    os.replace(tmp, path)
 
 
 def _json_default(x: Any) -> Any:

@@ -7,7 +7,6 @@ from typing import Any
 
 import numpy as np
 import torch
-from scipy.stats import rankdata
 from torch import Tensor
 
 from worldmodel.models.vit import VideoViT, pool_tokens
@@ -111,6 +110,8 @@ def linear_probe(
 
 def spearman(a: Tensor | np.ndarray, b: Tensor | np.ndarray) -> float:
     """Spearman rank correlation (average ranks for ties)."""
+    from scipy.stats import rankdata  # here, not at module level: importing scipy.stats takes about 1 s
+
     ra = rankdata(np.asarray(a, dtype=np.float64))
     rb = rankdata(np.asarray(b, dtype=np.float64))
     if ra.std() == 0 or rb.std() == 0:
@@ -134,8 +135,9 @@ def pair_rank_correlation(
         parts = [(emb[a].float() - emb[b].float()).abs().mean(-1) for a, b in zip(ii.split(4096), jj.split(4096))]
         return torch.cat(parts) if parts else torch.zeros(0)
 
-    out = {
-        "spearman_all": spearman(latent(i[:max_pairs], j[:max_pairs]), true[:max_pairs]),
+    lat_all = latent(i[:max_pairs], j[:max_pairs])
+    out: dict[str, Any] = {
+        "spearman_all": spearman(lat_all, true[:max_pairs]),
         "pairs_all": float(min(max_pairs, i.numel())),
     }
     if success_radius:
@@ -143,7 +145,29 @@ def pair_rank_correlation(
         ni, nj, nt = i[near][:max_pairs], j[near][:max_pairs], true[near][:max_pairs]
         out["spearman_near"] = spearman(latent(ni, nj), nt) if ni.numel() >= 10 else float("nan")
         out["pairs_near"] = float(ni.numel())
+        out.update(distance_profile(latent, i, j, true, success_radius, float(lat_all.mean())))
     return out
+
+
+PROFILE_EDGES = (0.0, 0.5, 1.0, 1.5, 2.0, 3.0, 4.0, 8.0, float("inf"))  # true-distance bins, in success radii
+
+
+def distance_profile(
+    latent: Any, i: Tensor, j: Tensor, true: Tensor, radius: float, scale: float, per_bin: int = 2000
+) -> dict[str, Any]:
+    """Mean latent distance per true-distance bin (in success radii), divided by the mean over all pairs.
+
+    What a planner descends: a profile that keeps rising just outside the success radius gives it a slope
+    toward the goal; a flat stretch (``plateau`` = bin [1.5r, 2r) over bin [1r, 1.5r), near 1) is where it
+    hovers.
+    """
+    edges = PROFILE_EDGES
+    prof = []
+    for lo, hi in zip(edges[:-1], edges[1:]):
+        sel = (true >= lo * radius) & (true < hi * radius)
+        bi, bj = i[sel][:per_bin], j[sel][:per_bin]
+        prof.append(float(latent(bi, bj).mean()) / max(scale, 1e-12) if bi.numel() >= 10 else float("nan"))
+    return {"profile_edges": list(edges), "profile": prof, "plateau": prof[3] / prof[2] if prof[2] else float("nan")}  # [1.5,2)r / [1,1.5)r
 
 
 def random_pairs(m: int, count: int, seed: int = 0) -> tuple[Tensor, Tensor]:

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import copy
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, fields
 from typing import Any
 
@@ -169,9 +169,17 @@ class JEPA(nn.Module):
             return self.encoder(pixels)
 
     def forward(
-        self, pixels: Tensor, masks: Sequence[tuple[Tensor, Tensor]], g: torch.Generator | None = None
+        self,
+        pixels: Tensor,
+        masks: Sequence[tuple[Tensor, Tensor]],
+        g: torch.Generator | None = None,
+        gather: Callable[[Tensor], Tensor] | None = None,
     ) -> JEPAOutput:
-        """Loss over mask sets: pixels (B, T, 3, H, W); masks [(ctx_idx (B, Nc), tgt_idx (B, Nt)), ...]."""
+        """Loss over mask sets: pixels (B, T, 3, H, W); masks [(ctx_idx (B, Nc), tgt_idx (B, Nt)), ...].
+
+        gather (DDP): joins this rank's rows with the other ranks' along dim 0 (with gradient), so that
+        SIGReg's statistic sees the context embeddings of the whole global batch.
+        """
         grid = self.encoder.cfg.grid(pixels.shape[1], pixels.shape[-1])
         raw = self._targets(pixels)  # (B, N, D)
         h = F.layer_norm(raw, (raw.shape[-1],)) if self.cfg.target_layernorm else raw
@@ -179,7 +187,8 @@ class JEPA(nn.Module):
         pred_losses, ctx_embs = [], []
         for ctx_idx, tgt_idx in masks:
             z = self.encoder(pixels, keep_idx=ctx_idx)  # (B, Nc, D)
-            ctx_embs.append(z.reshape(-1, z.shape[-1]))
+            zs = gather(z) if gather is not None and self.cfg.teacher == "sigreg" else z  # (B_global, Nc, D)
+            ctx_embs.append(zs.reshape(-1, z.shape[-1]))
             pred = self.predictor(z, ctx_idx, tgt_idx, grid)  # (B, Nt, D)
             err = (pred.float() - gather_tokens(h, tgt_idx).float()).abs().mean(-1)  # (B, Nt)
             if weights is None:

@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import glob
 import hashlib
 import io
 import os
+import re
 import tempfile
 from collections.abc import Mapping
 from pathlib import Path
@@ -24,6 +26,24 @@ class CheckpointError(RuntimeError):
 def _digest(data: bytes) -> str:
     """SHA-256 hex digest of the payload bytes."""
     return hashlib.sha256(data).hexdigest()
+
+
+def remove_stale_temp_files(path: str | Path) -> list[Path]:
+    """Delete the temporary files (``.<name>.<random>.tmp``) a killed ``save_checkpoint(path, ...)`` left
+    beside ``path``; returns them.
+
+    Only files named exactly like its own temporary files for this target are touched. Call it where this
+    process is the target's only writer (e.g. rank 0 when a trainer starts): it would also remove a concurrent
+    writer's file in progress.
+    """
+    path = Path(path)
+    if not path.parent.is_dir():
+        return []
+    ours = re.compile(re.escape(f".{path.name}.") + "[a-z0-9_]{8}" + re.escape(".tmp"))  # mkstemp's 8 characters
+    stale = [p for p in path.parent.glob(f".{glob.escape(path.name)}.*.tmp") if ours.fullmatch(p.name) and p.is_file()]
+    for p in stale:
+        p.unlink(missing_ok=True)
+    return stale
 
 
 def save_checkpoint(path: str | Path, state: Mapping[str, Any], kind: str) -> Path:

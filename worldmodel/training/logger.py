@@ -27,6 +27,8 @@ class ScalarLogger:
         tensorboard: bool = True,
         resume_step: int | None = None,
     ) -> None:
+        """``resume_step``: the step of the checkpoint a trainer (re)starts from; rows a previous attempt logged
+        after it are dropped (every row for 0, a start without checkpoint). None keeps the CSV as it is."""
         self.log_dir = Path(log_dir)
         self.enabled = process_rank() == 0 if enabled is None else enabled
         self.csv_path = self.log_dir / "metrics.csv"
@@ -41,16 +43,15 @@ class ScalarLogger:
                 reader = csv.DictReader(f)
                 self._columns = list(reader.fieldnames or [])
                 rows = list(reader)
-            if resume_step is not None:  # drop rows logged after the checkpoint we resume from
-                rows = [r for r in rows if int(float(r["step"])) <= resume_step]
+            if resume_step is not None:  # drop rows logged after the checkpoint we resume from (all rows for 0)
+                rows = [r for r in rows if 0 < resume_step and int(float(r["step"])) <= resume_step]
                 self._rewrite(rows)
         if tensorboard:
             try:
                 from torch.utils.tensorboard import SummaryWriter
 
-                self._tb = SummaryWriter(
-                    str(self.log_dir / "tb"), purge_step=resume_step + 1 if resume_step is not None else None
-                )
+                purge = None if resume_step is None else resume_step + 1 if resume_step > 0 else 0
+                self._tb = SummaryWriter(str(self.log_dir / "tb"), purge_step=purge)
             except ImportError:  # tensorboard not installed: CSV only
                 self._tb = None
 

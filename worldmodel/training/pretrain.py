@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 import time
 from collections.abc import Iterator, Mapping, Sequence
 from contextlib import nullcontext
@@ -17,11 +18,25 @@ from worldmodel.models.jepa import JEPA, JEPAConfig, num_params
 from worldmodel.models.masks import MaskSampler, MaskSpec, default_vjepa_specs
 from worldmodel.models.vit import EncoderConfig, VideoViT, save_encoder
 from worldmodel.training.checkpoint import (
+    CheckpointError,
     check_config_match,
     latest_checkpoint,
     load_checkpoint,
     load_state_dict_checked,
+    remove_stale_temp_files,
     save_checkpoint,
+)
+from worldmodel.training.distributed import (
+    all_gather_cat,
+    all_gather_rows,
+    all_reduce_mean,
+    any_rank,
+    barrier,
+    init_distributed,
+    local_batch_size,
+    same_on_all_ranks,
+    shard_bounds,
+    wrap_ddp,
 )
 from worldmodel.training.logger import ScalarLogger
 from worldmodel.training.schedules import CosineRamp, LinearRamp, WarmupCosine
@@ -35,13 +50,27 @@ def step_seed(seed: int, step: int, stream: int = 0) -> int:
 
 
 class StepBatchSampler(Sampler[list[int]]):
-    """Batches for steps [start, total) from permutations seeded by (seed, epoch): resuming is exact."""
+    """Batches for steps [start, total) from permutations seeded by (seed, epoch): resuming is exact.
 
-    def __init__(self, num_items: int, batch_size: int, seed: int, start_step: int, total_steps: int) -> None:
+    `batch_size` is the global batch; with `world_size` > 1 each rank gets its contiguous 1/world share of
+    every step's indices, so the ranks together see exactly the single-process batches.
+    """
+
+    def __init__(
+        self,
+        num_items: int,
+        batch_size: int,
+        seed: int,
+        start_step: int,
+        total_steps: int,
+        rank: int = 0,
+        world_size: int = 1,
+    ) -> None:
         if num_items < 1:
             raise ValueError("empty dataset")
         self.n, self.b, self.seed = num_items, batch_size, seed
         self.start, self.total = start_step, total_steps
+        self.lo, self.hi = shard_bounds(batch_size, rank, world_size)
 
     def _perm(self, epoch: int) -> torch.Tensor:
         """Permutation of item indices for one epoch."""
@@ -58,7 +87,7 @@ class StepBatchSampler(Sampler[list[int]]):
                     cache = {k: v for k, v in cache.items() if k >= e - 1}
                     cache[e] = self._perm(e)
                 idx.append(int(cache[e][o]))
-            yield idx
+            yield idx[self.lo : self.hi]
 
     def __len__(self) -> int:
         return max(self.total - self.start, 0)
@@ -85,6 +114,60 @@ def resolve_device(device: str | torch.device) -> torch.device:
     if str(device) == "auto":
         return torch.device("cuda" if torch.cuda.is_available() else "cpu")
     return torch.device(device)
+
+
+class NonFiniteLossError(FloatingPointError):
+    """A NaN/inf loss, gradient norm or parameter stopped training; the last good checkpoint is left untouched."""
+
+
+PRETRAIN_HINTS = (
+    "a lower train.lr or a longer train.warmup",
+    "train.grad_clip > 0 (e.g. 1.0)",
+    "checking the data for NaN/inf or corrupt frames",
+    "fp32 instead of bf16 autocast (train.precision=fp32)",
+)
+
+
+def check_finite(
+    what: str,
+    step: int,
+    values: Mapping[str, float],
+    ckpt: Path,
+    saved_step: int | None,
+    hints: Sequence[str],
+) -> None:
+    """Raise NonFiniteLossError naming the step, the values, the kept checkpoint and fixes, if a value is NaN/inf.
+
+    Call it with values that are identical on every rank (all-reduced losses, synced gradient norms), so that
+    under DDP all ranks stop at the same step instead of some waiting forever in the next collective.
+    """
+    if all(math.isfinite(v) for v in values.values()):
+        return
+    shown = ", ".join(f"{k}={v:.4g}" for k, v in values.items())
+    kept = (
+        f"the last good checkpoint {ckpt} (step {saved_step}) is untouched and a re-run resumes from it"
+        if saved_step is not None
+        else "no checkpoint had been written yet"
+    )
+    raise NonFiniteLossError(
+        f"non-finite {what} at step {step} ({shown}): training stopped; {kept}. Try {'; '.join(hints)}."
+    )
+
+
+def grad_norm(params: Sequence[nn.Parameter], clip: float) -> torch.Tensor:
+    """Global L2 norm of the gradients (before clipping), clipping them to `clip` when clip > 0."""
+    params = [p for p in params if p.grad is not None]
+    if clip > 0:
+        return nn.utils.clip_grad_norm_(params, clip)
+    if not params:
+        return torch.zeros(())
+    return torch.linalg.vector_norm(torch.stack([torch.linalg.vector_norm(p.grad.detach()) for p in params]))
+
+
+def params_finite(module: nn.Module) -> bool:
+    """Every parameter is finite (checked before a checkpoint is written, so last.pt is never poisoned)."""
+    flags = [torch.isfinite(p.detach()).all() for p in module.parameters()]
+    return bool(torch.stack(flags).all()) if flags else True
 
 
 def build_model(cfg: Mapping[str, Any], device: torch.device) -> JEPA:
@@ -156,13 +239,22 @@ def pretrain(
     val_set: Dataset | None = None,
     progress: bool = True,
 ) -> dict[str, Any]:
-    """Train the JEPA encoder into `out_dir` (resumes from out_dir/checkpoints/last.pt); export encoder.pt."""
+    """Train the JEPA encoder into `out_dir` (resumes from out_dir/checkpoints/last.pt); export encoder.pt.
+
+    Under torchrun (WORLD_SIZE > 1) every rank runs this: train.batch_size is the global batch, each rank
+    takes its 1/world rows of every step's batch and masks, DDP averages the gradients, and only rank 0
+    logs, checkpoints and exports (see worldmodel.training.distributed).
+    """
     out_dir = Path(out_dir)
-    device = resolve_device(device)
+    dist = init_distributed(device)
+    device = dist.device
     tcfg = cfg["train"]
     steps, bs, seed = int(tcfg["steps"]), int(tcfg["batch_size"]), int(tcfg["seed"])
+    local_batch_size(bs, dist.world_size)  # fail early when the global batch does not split evenly
     precision = str(tcfg.get("precision", "auto"))
     model = build_model(cfg, device)
+    if dist.distributed:  # per-rank stream for anything drawn from the global RNG (dataloader worker seeds)
+        torch.manual_seed(step_seed(seed, dist.rank, 2))
     enc_cfg = model.encoder.cfg
     grid = enc_cfg.grid(int(cfg["data"]["clip_len"]))
     sampler = MaskSampler(
@@ -170,7 +262,10 @@ def pretrain(
         grid,
         int((cfg.get("masks") or {}).get("min_context", 4)),
     )
-    if tcfg.get("export_random", True) and not (out_dir / "encoder_random.pt").exists():
+    if dist.is_main:  # temporary files of saves a kill interrupted (this rank is their only writer)
+        for target in (out_dir / "checkpoints" / "last.pt", out_dir / "encoder.pt", out_dir / "encoder_random.pt"):
+            remove_stale_temp_files(target)
+    if dist.is_main and tcfg.get("export_random", True) and not (out_dir / "encoder_random.pt").exists():
         save_encoder(model.encoder, out_dir / "encoder_random.pt", {"step": 0, "random_init": True, "seed": seed})
 
     opt = torch.optim.AdamW(
@@ -191,7 +286,7 @@ def pretrain(
 
     ckpt_dir = out_dir / "checkpoints"
     start = 0
-    last = latest_checkpoint(ckpt_dir)
+    last = latest_checkpoint(ckpt_dir)  # every rank resumes from rank 0's checkpoint (shared out_dir)
     if last is not None:
         state = load_checkpoint(last, kind=CKPT_KIND, map_location="cpu")
         check_config_match(state["config"], dict(cfg), RESUME_KEYS, str(last))
@@ -199,15 +294,25 @@ def pretrain(
         load_state_dict_checked(model, state["model"], what="JEPA model")
         opt.load_state_dict(state["optimizer"])
         start = int(state["step"])
+    saved_step = start if last is not None else None
+    if not same_on_all_ranks(start):
+        raise CheckpointError(
+            f"ranks disagree on the checkpoint to resume from ({ckpt_dir / 'last.pt'} seen by some only): "
+            "with several nodes, out_dir must be on a filesystem that all of them share"
+        )
     logger = ScalarLogger(
         out_dir,
-        resume_step=start if last is not None else None,
+        enabled=dist.is_main,
+        resume_step=start,  # 0 without a checkpoint: drop every row a killed earlier attempt logged
         tensorboard=bool(tcfg.get("tensorboard", True)),
     )
+    fwd = wrap_ddp(model, dist)  # checkpoints hold the un-wrapped model: they move between world sizes
 
     if train_set is None:
         train_set = build_dataset(cfg["data"], "train")
-    batches = StepBatchSampler(len(train_set), bs, seed, start, min(steps, int(tcfg.get("stop_after") or steps)))
+    stop = min(steps, int(tcfg.get("stop_after") or steps))  # stop_after: end early (as if interrupted)
+    batches = StepBatchSampler(len(train_set), bs, seed, start, stop, dist.rank, dist.world_size)
+    lo, hi = shard_bounds(bs, dist.rank, dist.world_size)  # this rank's rows of the global batch's masks
     workers = int(cfg["data"].get("num_workers", 0))
     loader = DataLoader(
         train_set,
@@ -219,7 +324,7 @@ def pretrain(
 
     val_batch = None
     eval_every = int(tcfg.get("eval_every", 0))
-    if eval_every > 0:
+    if eval_every > 0 and dist.is_main:
         if val_set is None and cfg["data"].get("path"):
             try:
                 val_set = build_dataset(cfg["data"], "val")
@@ -235,86 +340,99 @@ def pretrain(
     log_every, ckpt_every = int(tcfg.get("log_every", 10)), int(tcfg.get("ckpt_every", 200))
     clip = float(tcfg.get("grad_clip", 0.0))
     bar = None
-    if progress:
+    if progress and dist.is_main:
         from tqdm import tqdm
 
         bar = tqdm(total=steps, initial=start, desc="pretrain", dynamic_ncols=True)
     t0, seen, loss_val = time.perf_counter(), 0, float("nan")
+    hints = PRETRAIN_HINTS
 
     def save(step_done: int) -> None:
-        """Atomic resume checkpoint."""
-        save_checkpoint(
-            ckpt_dir / "last.pt",
-            {
-                "step": step_done,
-                "model": model.state_dict(),
-                "optimizer": opt.state_dict(),
-                "config": dict(cfg),
-            },
-            CKPT_KIND,
-        )
+        """Atomic resume checkpoint by rank 0 (only of finite weights); the other ranks wait for it."""
+        if not params_finite(model):  # identical weights on every rank: all stop together
+            check_finite("parameters", step_done, {"params": math.nan}, ckpt_dir / "last.pt", saved_step, hints)
+        if dist.is_main:
+            save_checkpoint(
+                ckpt_dir / "last.pt",
+                {
+                    "step": step_done,
+                    "model": model.state_dict(),
+                    "optimizer": opt.state_dict(),
+                    "config": dict(cfg),
+                },
+                CKPT_KIND,
+            )
+        barrier()
 
-    stop = min(steps, int(tcfg.get("stop_after") or steps))  # stop_after: end early (as if interrupted)
     budget = float(tcfg.get("time_budget_s") or 0.0)  # >0: stop (checkpoint + export) after this many seconds
     done = start
-    for step, batch in zip(range(start, stop), loader):
-        lr, wd, mom = lr_s(step), wd_s(step), ema_s(step)
-        for group in opt.param_groups:
-            group["lr"] = lr
-            if group.get("apply_wd"):
-                group["weight_decay"] = wd
-        g = torch.Generator().manual_seed(step_seed(seed, step))
-        pixels = batch["pixels"].to(device, non_blocking=True)  # (B, T, 3, H, W) uint8
-        masks = [
-            (c.to(device, non_blocking=True), t.to(device, non_blocking=True)) for c, t in sampler(pixels.shape[0], g)
-        ]
-        with _autocast(device, precision):
-            out = model(pixels, masks, g)
-        if not torch.isfinite(out.loss):
-            raise FloatingPointError(f"non-finite loss {out.loss.item()} at step {step}")
-        opt.zero_grad(set_to_none=True)
-        out.loss.backward()
-        gnorm = nn.utils.clip_grad_norm_(model.parameters(), clip) if clip > 0 else torch.zeros(())
-        opt.step()
-        model.update_target(mom)
-        seen += pixels.shape[0]
-        done = step + 1
-        out_of_time = budget > 0 and time.perf_counter() - t0 > budget
-        last = done == stop or out_of_time
-        if done % log_every == 0 or last:
-            loss_val = float(out.loss.detach())
-            elapsed = time.perf_counter() - t0
-            row = {
-                "loss": loss_val,
-                "pred_loss": float(out.pred_loss),
-                "sigreg": float(out.sigreg),
-                "lr": lr,
-                "wd": wd,
-                "ema_momentum": mom,
-                "grad_norm": float(gnorm),
-                "clips_per_s": seen / max(elapsed, 1e-9),
-                **collapse_stats(out.tokens.float(), g=g),
-            }
-            logger.log(done, row)
-        if val_batch is not None and (done % eval_every == 0 or last):
-            logger.log(done, evaluate(model, val_batch[0], val_batch[1], device, precision))
-        if done % ckpt_every == 0 or last:
-            save(done)
+    try:
+        for step, batch in zip(range(start, stop), loader):
+            lr, wd, mom = lr_s(step), wd_s(step), ema_s(step)
+            for group in opt.param_groups:
+                group["lr"] = lr
+                if group.get("apply_wd"):
+                    group["weight_decay"] = wd
+            g = torch.Generator().manual_seed(step_seed(seed, step))
+            pixels = batch["pixels"].to(device, non_blocking=True)  # (B/world, T, 3, H, W) uint8
+            # masks for the whole global batch (same draws on every rank), then this rank's rows
+            masks = [
+                (c[lo:hi].to(device, non_blocking=True), t[lo:hi].to(device, non_blocking=True))
+                for c, t in sampler(bs, g)
+            ]
+            with _autocast(device, precision):
+                out = fwd(pixels, masks, g, gather=all_gather_rows)  # SIGReg over the global batch
+            terms = all_reduce_mean(torch.stack([out.loss.detach(), out.pred_loss, out.sigreg]).float())
+            loss_val, pred_val, sig_val = terms.tolist()
+            check_finite("loss", step + 1, {"loss": loss_val}, ckpt_dir / "last.pt", saved_step, hints)
+            opt.zero_grad(set_to_none=True)
+            out.loss.backward()
+            gnorm = float(grad_norm(list(model.parameters()), clip))  # DDP-synced grads: same on every rank
+            check_finite("gradient norm", step + 1, {"grad_norm": gnorm}, ckpt_dir / "last.pt", saved_step, hints)
+            opt.step()
+            model.update_target(mom)
+            seen += bs
+            done = step + 1
+            out_of_time = budget > 0 and any_rank(time.perf_counter() - t0 > budget)
+            last = done == stop or out_of_time
+            if done % log_every == 0 or last:
+                tokens = all_gather_cat(out.tokens.float())  # the global batch's tokens, for collapse stats
+                if dist.is_main:
+                    elapsed = time.perf_counter() - t0
+                    row = {
+                        "loss": loss_val,
+                        "pred_loss": pred_val,
+                        "sigreg": sig_val,
+                        "lr": lr,
+                        "wd": wd,
+                        "ema_momentum": mom,
+                        "grad_norm": gnorm,
+                        "clips_per_s": seen / max(elapsed, 1e-9),
+                        **collapse_stats(tokens, g=g),
+                    }
+                    logger.log(done, row)
+            if val_batch is not None and (done % eval_every == 0 or last):
+                logger.log(done, evaluate(model, val_batch[0], val_batch[1], device, precision))
+            if done % ckpt_every == 0 or last:
+                save(done)
+                saved_step = done
+            if bar is not None:
+                bar.update(1)
+                bar.set_postfix(loss=f"{loss_val:.4f}", lr=f"{lr:.2e}")
+            if out_of_time:
+                break
+    finally:
         if bar is not None:
-            bar.update(1)
-            bar.set_postfix(loss=f"{loss_val:.4f}", lr=f"{lr:.2e}")
-        if out_of_time:
-            break
-    if bar is not None:
-        bar.close()
-    logger.close()
+            bar.close()
+        logger.close()
     final_step = done
     if steps == 0:
         save(0)
     exported = model.export_encoder() if str(tcfg.get("export", "target")) == "target" else model.encoder
-    path = save_encoder(
-        exported, out_dir / "encoder.pt", {"step": final_step, "random_init": final_step == 0, "seed": seed}
-    )
+    path = out_dir / "encoder.pt"
+    if dist.is_main:
+        save_encoder(exported, path, {"step": final_step, "random_init": final_step == 0, "seed": seed})
+    barrier()
     return {
         "encoder_path": str(path),
         "random_encoder_path": str(out_dir / "encoder_random.pt"),
@@ -324,6 +442,7 @@ def pretrain(
         "encoder_params": num_params(model.encoder),
         "predictor_params": num_params(model.predictor),
         "seconds": time.perf_counter() - t0,
+        "world_size": dist.world_size,
         "model": model,
     }
 

@@ -24,20 +24,44 @@ from worldmodel.data.embed_cache import EmbeddingCache, LatentClipDataset, ensur
 from worldmodel.models.predictor import ActionConditionedPredictor, PredictorConfig
 from worldmodel.models.vit import load_encoder
 from worldmodel.training.checkpoint import (
+    CheckpointError,
     check_config_match,
     latest_checkpoint,
     load_checkpoint,
     load_state_dict_checked,
+    remove_stale_temp_files,
     save_checkpoint,
 )
+from worldmodel.training.distributed import (
+    all_reduce_mean,
+    barrier,
+    init_distributed,
+    local_batch_size,
+    main_first,
+    same_on_all_ranks,
+    wrap_ddp,
+)
 from worldmodel.training.logger import ScalarLogger
-from worldmodel.training.pretrain import StepBatchSampler, param_groups, resolve_device
+from worldmodel.training.pretrain import (
+    StepBatchSampler,
+    check_finite,
+    grad_norm,
+    param_groups,
+    params_finite,
+    step_seed,
+)
 from worldmodel.training.schedules import WarmupCosine
 from worldmodel.world_model import WorldModel
 
 CKPT_KIND = "worldmodel.train_predictor/v1"
 RESUME_KEYS = ["data", "encoder", "pool", "model", "predictor", "loss"]
 PREDICTOR_SIZE_KEYS = ("width", "depth", "heads", "mlp_ratio", "max_frames")
+PREDICTOR_HINTS = (
+    "a lower train.lr or a longer train.warmup",
+    "train.grad_clip > 0 (e.g. 1.0)",
+    "checking the data and its embedding cache for NaN/inf (cache.rebuild=true rebuilds the cache)",
+    "fp32 latents (cache.dtype=float32; the predictor itself trains in fp32)",
+)
 
 
 def build_predictor_config(
@@ -112,6 +136,19 @@ def predictor_losses(
     return out
 
 
+class PredictorLoss(nn.Module):
+    """The predictor plus its training losses as one module, so DDP's forward covers rollout calls too."""
+
+    def __init__(self, predictor: ActionConditionedPredictor, loss_cfg: Mapping[str, Any]) -> None:
+        super().__init__()
+        self.predictor = predictor
+        self.loss_cfg = dict(loss_cfg)
+
+    def forward(self, z: Tensor, a: Tensor, p: Tensor | None) -> dict[str, Tensor]:
+        """Losses of a model-space batch (see predictor_losses)."""
+        return predictor_losses(self.predictor, z, a, p, self.loss_cfg)
+
+
 @torch.no_grad()
 def evaluate(
     wm: WorldModel,
@@ -138,9 +175,9 @@ def evaluate(
 
 
 def build_datasets(
-    cfg: Mapping[str, Any], device: torch.device, progress: bool
+    cfg: Mapping[str, Any], device: torch.device, progress: bool, allow_rebuild: bool = True
 ) -> tuple[LatentClipDataset, LatentClipDataset | None, Any]:
-    """Ensure the embedding cache and open train/val clip datasets over it."""
+    """Ensure the embedding cache and open train/val clip datasets over it (allow_rebuild=False: never force)."""
     d, c = cfg["data"], cfg.get("cache") or {}
     info = ensure_cache(
         d["path"],
@@ -150,7 +187,7 @@ def build_datasets(
         cache_path=c.get("path"),
         batch_frames=int(c.get("batch_frames", 256)),
         dtype=str(c.get("dtype", "float32")),
-        rebuild=bool(c.get("rebuild", False)),
+        rebuild=allow_rebuild and bool(c.get("rebuild", False)),
         progress=progress,
     )
     cache = EmbeddingCache(info.path)
@@ -168,12 +205,23 @@ def build_datasets(
 def train_predictor(
     cfg: Mapping[str, Any], out_dir: str | Path, device: str | torch.device = "cpu", progress: bool = True
 ) -> dict[str, Any]:
-    """Train per `cfg` into out_dir (resuming out_dir/checkpoints/last.pt); export out_dir/world_model.pt."""
-    out_dir, device = Path(out_dir), resolve_device(device)
+    """Train per `cfg` into out_dir (resuming out_dir/checkpoints/last.pt); export out_dir/world_model.pt.
+
+    Under torchrun (WORLD_SIZE > 1) every rank runs this: rank 0 builds the embedding cache first, each rank
+    takes its 1/world rows of every step's global batch (train.batch_size), DDP averages the gradients, and
+    only rank 0 logs, checkpoints and exports.
+    """
+    out_dir = Path(out_dir)
+    dist = init_distributed(device)
+    device = dist.device
     tcfg, loss_cfg = cfg["train"], cfg["loss"]
     steps, bs, seed = int(tcfg["steps"]), int(tcfg["batch_size"]), int(tcfg["seed"])
+    local_batch_size(bs, dist.world_size)  # fail early when the global batch does not split evenly
     use_proprio = bool(cfg["model"].get("use_proprio", True))
-    train_set, val_set, cache_info = build_datasets(cfg, device, progress)
+    with main_first():  # rank 0 builds the shared cache; the others then open it (never rebuild it again)
+        train_set, val_set, cache_info = build_datasets(
+            cfg, device, progress and dist.is_main, allow_rebuild=dist.is_main
+        )
     cache = train_set.cache
     n_tok, dim = cache.latent_shape
     frameskip = train_set.frameskip
@@ -188,7 +236,10 @@ def train_predictor(
     )
 
     ckpt_dir = out_dir / "checkpoints"
-    last = latest_checkpoint(ckpt_dir)
+    if dist.is_main:  # temporary files of saves a kill interrupted (this rank is their only writer)
+        for target in (ckpt_dir / "last.pt", out_dir / "world_model.pt"):
+            remove_stale_temp_files(target)
+    last = latest_checkpoint(ckpt_dir)  # every rank resumes from rank 0's checkpoint (shared out_dir)
     state = None
     if last is not None:
         state = load_checkpoint(last, kind=CKPT_KIND, map_location="cpu")
@@ -204,6 +255,8 @@ def train_predictor(
 
     torch.manual_seed(seed)
     predictor = ActionConditionedPredictor.from_config(pcfg)
+    if dist.distributed:  # per-rank stream for anything drawn from the global RNG from here on
+        torch.manual_seed(step_seed(seed, dist.rank, 2))
     encoder = load_encoder(cfg["encoder"]["path"], "cpu")
     meta = {
         "env_id": cache.meta["env_id"],
@@ -248,81 +301,105 @@ def train_predictor(
         load_state_dict_checked(wm.predictor, state["predictor"], what="predictor")
         opt.load_state_dict(state["optimizer"])
         start = int(state["step"])
+    saved_step = start if state is not None else None
+    if not same_on_all_ranks(start):
+        raise CheckpointError(
+            f"ranks disagree on the checkpoint to resume from ({ckpt_dir / 'last.pt'} seen by some only): "
+            "with several nodes, out_dir must be on a filesystem that all of them share"
+        )
     logger = ScalarLogger(
         out_dir,
-        resume_step=start if state is not None else None,
+        enabled=dist.is_main,
+        resume_step=start,  # 0 without a checkpoint: drop every row a killed earlier attempt logged
         tensorboard=bool(tcfg.get("tensorboard", True)),
     )
+    # the predictor and its losses as one DDP module; checkpoints hold the un-wrapped predictor
+    losses_of = wrap_ddp(PredictorLoss(wm.predictor, loss_cfg), dist)
 
     val_idx = None
     eval_every = int(tcfg.get("eval_every", 0))
-    if val_set is not None and eval_every > 0:
+    if val_set is not None and eval_every > 0 and dist.is_main:
         n_val = min(len(val_set), int(tcfg.get("val_clips", 256)))
         val_idx = np.linspace(0, len(val_set) - 1, n_val).round().astype(np.int64)  # fixed, spread over episodes
 
     def save(step_done: int) -> None:
-        """Atomic resume checkpoint."""
-        save_checkpoint(
-            ckpt_dir / "last.pt",
-            {
-                "step": step_done,
-                "predictor": wm.predictor.state_dict(),
-                "optimizer": opt.state_dict(),
-                "config": dict(cfg),
-                "stats": stats,
-            },
-            CKPT_KIND,
-        )
+        """Atomic resume checkpoint by rank 0 (only of finite weights); the other ranks wait for it."""
+        if not params_finite(wm.predictor):  # identical weights on every rank: all stop together
+            check_finite("parameters", step_done, {"params": float("nan")}, ckpt_dir / "last.pt", saved_step, hints)
+        if dist.is_main:
+            save_checkpoint(
+                ckpt_dir / "last.pt",
+                {
+                    "step": step_done,
+                    "predictor": wm.predictor.state_dict(),
+                    "optimizer": opt.state_dict(),
+                    "config": dict(cfg),
+                    "stats": stats,
+                },
+                CKPT_KIND,
+            )
+        barrier()
 
+    hints = PREDICTOR_HINTS
+    stop = min(steps, int(tcfg.get("stop_after") or steps))  # stop_after: end early (as if interrupted)
     log_every, ckpt_every = int(tcfg.get("log_every", 10)), int(tcfg.get("ckpt_every", 200))
     clip = float(tcfg.get("grad_clip", 0.0))
     bar = None
-    if progress:
+    if progress and dist.is_main:
         from tqdm import tqdm
 
         bar = tqdm(total=steps, initial=start, desc="train predictor", dynamic_ncols=True)
     wm.predictor.train()
     t0, seen, last_row, val_row = time.perf_counter(), 0, {}, {}
-    for step, idx in zip(range(start, steps), StepBatchSampler(len(train_set), bs, seed, start, steps)):
-        lr = lr_s(step)
-        for group in opt.param_groups:
-            group["lr"] = lr
-        mb = model_batch(wm, train_set.batch(np.asarray(idx)), device, use_proprio)
-        losses = predictor_losses(wm.predictor, mb["z"], mb["a"], mb["p"], loss_cfg)
-        if not torch.isfinite(losses["loss"]):
-            raise FloatingPointError(f"non-finite loss {float(losses['loss'])} at step {step}; lower train.lr")
-        opt.zero_grad(set_to_none=True)
-        losses["loss"].backward()
-        gnorm = nn.utils.clip_grad_norm_(wm.predictor.parameters(), clip) if clip > 0 else torch.zeros(())
-        opt.step()
-        seen += len(idx)
-        done = step + 1
-        if done % log_every == 0 or done == steps:
-            last_row = {
-                **{k: float(v.detach()) for k, v in losses.items()},
-                "lr": lr,
-                "grad_norm": float(gnorm),
-                "samples_per_s": seen / max(time.perf_counter() - t0, 1e-9),
-            }
-            logger.log(done, last_row)
-        if val_idx is not None and (done % eval_every == 0 or done == steps):
-            val_row = evaluate(wm, val_set, val_idx, loss_cfg, device, use_proprio, bs)
-            logger.log(done, val_row)
-        if done % ckpt_every == 0 or done == steps:
-            save(done)
+    batches = StepBatchSampler(len(train_set), bs, seed, start, stop, dist.rank, dist.world_size)
+    try:
+        for step, idx in zip(range(start, stop), batches):
+            lr = lr_s(step)
+            for group in opt.param_groups:
+                group["lr"] = lr
+            mb = model_batch(wm, train_set.batch(np.asarray(idx)), device, use_proprio)
+            losses = losses_of(mb["z"], mb["a"], mb["p"])
+            names = list(losses)
+            means = dict(zip(names, all_reduce_mean(torch.stack([losses[k].detach() for k in names])).tolist()))
+            check_finite("loss", step + 1, means, ckpt_dir / "last.pt", saved_step, hints)
+            opt.zero_grad(set_to_none=True)
+            losses["loss"].backward()
+            gnorm = float(grad_norm(list(wm.predictor.parameters()), clip))  # DDP-synced: same on every rank
+            check_finite("gradient norm", step + 1, {"grad_norm": gnorm}, ckpt_dir / "last.pt", saved_step, hints)
+            opt.step()
+            seen += bs
+            done = step + 1
+            if done % log_every == 0 or done == stop:
+                last_row = {
+                    **means,
+                    "lr": lr,
+                    "grad_norm": gnorm,
+                    "samples_per_s": seen / max(time.perf_counter() - t0, 1e-9),
+                }
+                logger.log(done, last_row)
+            if val_idx is not None and (done % eval_every == 0 or done == stop):
+                val_row = evaluate(wm, val_set, val_idx, loss_cfg, device, use_proprio, bs)
+                logger.log(done, val_row)
+            if done % ckpt_every == 0 or done == stop:
+                save(done)
+                saved_step = done
+            if bar is not None:
+                bar.update(1)
+                bar.set_postfix(loss=f"{last_row.get('loss', float('nan')):.4f}", lr=f"{lr:.1e}", refresh=False)
+    finally:
         if bar is not None:
-            bar.update(1)
-            bar.set_postfix(loss=f"{last_row.get('loss', float('nan')):.4f}", lr=f"{lr:.1e}", refresh=False)
-    if bar is not None:
-        bar.close()
-    logger.close()
-    if steps <= start and last is None:
+            bar.close()
+        logger.close()
+    if stop <= start and last is None:
         save(start)
     wm.eval()
-    path = wm.save(out_dir / "world_model.pt")
+    path = out_dir / "world_model.pt"
+    if dist.is_main:
+        wm.save(path)
+    barrier()
     return {
         "world_model_path": str(path),
-        "steps": max(steps, start),
+        "steps": max(stop, start),
         "resumed_from": start,
         "cache_path": str(cache_info.path),
         "cache_rebuilt": cache_info.rebuilt,
@@ -332,5 +409,6 @@ def train_predictor(
         "val_clips": 0 if val_set is None else len(val_set),
         "predictor_params": sum(p.numel() for p in wm.predictor.parameters()),
         "seconds": time.perf_counter() - t0,
+        "world_size": dist.world_size,
         "world_model": wm,
     }
