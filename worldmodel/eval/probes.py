@@ -167,7 +167,8 @@ def distance_profile(
         sel = (true >= lo * radius) & (true < hi * radius)
         bi, bj = i[sel][:per_bin], j[sel][:per_bin]
         prof.append(float(latent(bi, bj).mean()) / max(scale, 1e-12) if bi.numel() >= 10 else float("nan"))
-    return {"profile_edges": list(edges), "profile": prof, "plateau": prof[3] / prof[2] if prof[2] else float("nan")}  # [1.5,2)r / [1,1.5)r
+    plateau = prof[3] / prof[2] if prof[2] else float("nan")  # bin [1.5, 2)r over bin [1, 1.5)r
+    return {"profile_edges": list(edges), "profile": prof, "plateau": plateau}
 
 
 def random_pairs(m: int, count: int, seed: int = 0) -> tuple[Tensor, Tensor]:
