@@ -72,8 +72,8 @@ class TwoRoomExplore:
     Goals are images of the agent at rest; with ``rest_prob > 0`` the data shows stopping: on arriving at a
     target the policy rests there (brakes, tiny noise) for a few steps with that probability, and each
     target is approached at a random top speed in ``speed_range`` (slow approaches, not only full speed).
-    Both are off by default (no extra random draws, so default data is unchanged): on TwoRoom they improved
-    the model's prediction of holding still but not closed-loop success (docs/results.md).
+    Both are off by default (no extra random draws, so default data is unchanged): on TwoRoom they did not
+    raise closed-loop success (docs/results.md, "Why the world model hovers").
     """
 
     def __init__(

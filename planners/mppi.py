@@ -11,14 +11,18 @@ from planners.base import BoundLike, CostFn, Planner, PlanResult, track_best
 class MPPIPlanner(Planner):
     """Iterated MPPI: the mean becomes the exp-weighted average of Gaussian perturbations.
 
-    Weight convention (max-subtraction for stability): w = softmax(-(c - min c) / temperature) over the S
-    samples of each environment, i.e. w_s = exp(-(c_s - c_min)/λ) / Σ exp(-(c_j - c_min)/λ). Non-finite costs
-    get weight 0; if every cost of an environment is non-finite its mean is left unchanged.
+    Weight convention (max-subtraction for stability): w = softmax(-(c - min c) / λ) over the S samples of
+    each environment, i.e. w_s = exp(-(c_s - c_min)/λ) / Σ exp(-(c_j - c_min)/λ). Non-finite costs get
+    weight 0; if every cost of an environment is non-finite its mean is left unchanged. λ is ``temperature``
+    in cost units (``temperature_scale="absolute"``), or ``temperature`` times the standard deviation of
+    that environment's finite sample costs in that iteration (``"std"``): scale-free, so one setting serves
+    simulator costs and latent distances alike.
     Bounds are enforced by clipping samples into the box (the control-cost term uses the clipped
     perturbation).
 
     Args (beyond `Planner`'s horizon, num_samples, iterations, seed, bounds, device):
-        temperature: λ > 0 in the weights above (same units as the cost).
+        temperature: > 0; λ in cost units, or in cost standard deviations (see temperature_scale).
+        temperature_scale: "absolute" (λ = temperature) or "std" (λ = temperature · std of the costs).
         noise_scale: std of the perturbations as a fraction of the half action range (replaces init_std).
         control_cost: γ ≥ 0; adds γ · Σ_{h,a} mean·ε/σ² per sample (Williams et al. 2017 control-cost term).
         adapt_std: if True also refit the std to the weighted spread (TD-MPC style), floored by min_std.
@@ -33,6 +37,7 @@ class MPPIPlanner(Planner):
         num_samples: int = 300,
         iterations: int = 10,
         temperature: float = 1.0,
+        temperature_scale: str = "absolute",
         noise_scale: float = 0.5,
         control_cost: float = 0.0,
         adapt_std: bool = False,
@@ -46,17 +51,31 @@ class MPPIPlanner(Planner):
                          action_dim, device)
         if temperature <= 0:
             raise ValueError("temperature must be > 0")
+        if temperature_scale not in ("absolute", "std"):
+            raise ValueError(f"temperature_scale must be 'absolute' or 'std', got {temperature_scale!r}")
         self.temperature = float(temperature)
+        self.temperature_scale = temperature_scale
         self.noise_scale = float(noise_scale)
         self.control_cost = float(control_cost)
         self.adapt_std = bool(adapt_std)
         self.min_std = float(min_std)
 
+    def lam(self, costs: Tensor) -> Tensor:
+        """λ per environment (B, 1): the temperature, or the temperature times the finite costs' std."""
+        if self.temperature_scale == "absolute":
+            return torch.full_like(costs[:, :1], self.temperature)
+        finite = torch.isfinite(costs)  # (B, S)
+        n = finite.sum(dim=1, keepdim=True).clamp_min(1)  # (B, 1)
+        c = torch.where(finite, costs, torch.zeros_like(costs))
+        mu = c.sum(dim=1, keepdim=True) / n
+        var = (torch.where(finite, c - mu, torch.zeros_like(c)).pow(2)).sum(dim=1, keepdim=True) / n
+        return self.temperature * var.sqrt().clamp_min(1e-12)  # equal costs: every weight 1 (uniform)
+
     def weights(self, costs: Tensor) -> Tensor:
         """Importance weights (B, S) = softmax(-(c - min c)/λ); all-zero rows when no cost is finite."""
         c_min = costs.min(dim=1, keepdim=True).values  # (B, 1)
         c_min = torch.where(torch.isfinite(c_min), c_min, torch.zeros_like(c_min))
-        w = torch.exp(-(costs - c_min) / self.temperature)  # (B, S); exp(-inf) = 0 for non-finite costs
+        w = torch.exp(-(costs - c_min) / self.lam(costs))  # (B, S); exp(-inf) = 0 for non-finite costs
         total = w.sum(dim=1, keepdim=True)  # (B, 1)
         return w / total.clamp_min(torch.finfo(w.dtype).tiny)
 

@@ -10,19 +10,16 @@ checkpoint untouched.
 
 from __future__ import annotations
 
-import json
 import sys
 from pathlib import Path
 
 import hydra
-import torch
 from omegaconf import DictConfig
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from scripts.common import user_errors_exit  # noqa: E402
-from worldmodel.training.checkpoint import CheckpointError  # noqa: E402
-from worldmodel.training.distributed import cleanup, hydra_worker_overrides, is_main  # noqa: E402
+from scripts.common import run_training, user_errors_exit  # noqa: E402
+from worldmodel.training.distributed import hydra_worker_overrides  # noqa: E402
 from worldmodel.training.pretrain import config_to_dict  # noqa: E402
 from worldmodel.training.train_predictor import train_predictor  # noqa: E402
 
@@ -31,28 +28,12 @@ from worldmodel.training.train_predictor import train_predictor  # noqa: E402
 @user_errors_exit
 def main(cfg: DictConfig) -> None:
     """Train into cfg.out_dir and print a JSON summary (rank 0 under torchrun)."""
-    plain = config_to_dict(cfg)
-    if plain.get("threads"):
-        torch.set_num_threads(int(plain["threads"]))
-    try:
-        try:
-            summary = train_predictor(plain, plain["out_dir"], device=plain["device"])
-        except CheckpointError as exc:
-            if is_main():
-                print(
-                    f"error: {exc}\n(hint: use a fresh out_dir, or delete its checkpoints/ to restart)",
-                    file=sys.stderr,
-                )
-            raise SystemExit(2) from None
-        except FloatingPointError as exc:  # non-finite loss/gradients: same on every rank
-            if is_main():
-                print(f"error: {exc}", file=sys.stderr)
-            raise SystemExit(2) from None
-        summary.pop("world_model", None)
-        if is_main():
-            print(json.dumps(summary, indent=2))
-    finally:
-        cleanup()
+    run_training(
+        train_predictor,
+        config_to_dict(cfg),
+        drop="world_model",
+        hint="use a fresh out_dir, or delete its checkpoints/ to restart",
+    )
 
 
 if __name__ == "__main__":

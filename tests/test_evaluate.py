@@ -200,6 +200,35 @@ def test_action_cost_adds_the_control_effort_term(tmp_path: Path) -> None:
     torch.testing.assert_close(seen[0.5] - seen[0.0], 0.5 * acts.pow(2).mean((-1, -2)))
 
 
+def test_probe_readout_cost_plans_in_task_coordinates(tmp_path: Path) -> None:
+    """agent.cost_space=probe: a ridge readout fitted on labelled frames maps latents to task coords, and the
+    agent's cost is the Euclidean distance of the read-out imagined and goal coords."""
+    import gymnasium
+
+    from worldmodel.data.collect import CollectConfig, collect
+    from worldmodel.eval.evaluate import fit_latent_readout
+
+    data = collect(
+        CollectConfig(env_id=ENV, out=str(tmp_path / "d.h5"), episodes=6, episode_length=24, workers=1,
+                      env_kwargs={"image_size": 32}),
+        progress=False,
+    )
+    wm = tiny_world_model()
+    env = gymnasium.make(ENV, image_size=32, disable_env_checker=True)
+    readout = fit_latent_readout(wm, env.unwrapped, str(data), max_frames=120)
+    env.close()
+    z = torch.randn(2, 5, 3, 4, 16)  # (B, S, H, N, D)
+    assert readout(z).shape == (2, 5, 3, 2) and readout(z).dtype == torch.float32
+    planner = CEMPlanner(wm.action_low, wm.action_high, horizon=3, num_samples=8, iterations=2, num_elites=2)
+    agent = LatentPlanningAgent(wm, planner, readout=readout)
+    goal = torch.randn(2, 4, 16)
+    cost = agent._readout_cost(z, goal)
+    torch.testing.assert_close(cost, (readout(z)[..., -1, :] - readout(goal)[:, None]).norm(dim=-1))
+    recs = run_closed_loop(agent, ENV, {"image_size": 32}, env_episode_specs(2, seed=1),
+                           EvalSettings(max_steps=2, num_envs=2, video_episodes=0), tmp_path, "wm", progress=False)
+    assert len(recs) == 2
+
+
 def test_evaluate_script_missing_world_model_is_a_clear_error(tmp_path: Path) -> None:
     env = {**os.environ, "PYTHONPATH": str(ROOT)}
     res = subprocess.run(

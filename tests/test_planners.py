@@ -14,6 +14,7 @@ from omegaconf import DictConfig, OmegaConf
 from torch import Tensor
 
 from planners import Planner, RecedingHorizonController, colored_noise, shift_plan
+from planners.mppi import MPPIPlanner
 
 CONFIG_DIR = Path(__file__).resolve().parents[1] / "configs" / "planner"
 CONFIGS = sorted(p.stem for p in CONFIG_DIR.glob("*.yaml"))
@@ -323,6 +324,20 @@ def test_cuda_plan_has_no_host_sync(name: str) -> None:
         torch.cuda.set_sync_debug_mode("default")
     assert result.actions.device.type == "cuda"
     assert_solved(name, result.actions.cpu(), p0.cpu(), ref.cpu())
+
+
+def test_mppi_std_temperature_is_scale_free() -> None:
+    """temperature_scale="std": multiplying every cost by 100 leaves the weights unchanged; absolute does not."""
+    g = torch.Generator().manual_seed(0)
+    costs = torch.rand(3, 50, generator=g)
+    costs[0, 7] = float("inf")
+    rel = MPPIPlanner(-torch.ones(2), torch.ones(2), horizon=3, temperature=0.5, temperature_scale="std")
+    torch.testing.assert_close(rel.weights(costs), rel.weights(100 * costs))
+    assert rel.weights(costs)[0, 7] == 0 and torch.allclose(rel.weights(costs).sum(1), torch.ones(3))
+    ab = MPPIPlanner(-torch.ones(2), torch.ones(2), horizon=3, temperature=0.5)
+    assert not torch.allclose(ab.weights(costs), ab.weights(100 * costs))
+    with pytest.raises(ValueError, match="temperature_scale"):
+        MPPIPlanner(-torch.ones(2), torch.ones(2), horizon=3, temperature_scale="relative")
 
 
 def test_cem_elites_as_a_fraction_of_samples() -> None:

@@ -68,9 +68,13 @@ class LatentPlanningAgent:
         cost_steps: str = "last",
         context_frames: int = 1,
         action_cost: float = 0.0,
+        readout: Any = None,
     ) -> None:
         self.wm = world_model
-        self.action_cost = float(action_cost)  # weight of mean squared action (normalised units) added to the cost
+        self.action_cost = float(action_cost)  # weight of mean squared action (planner units) added to the cost
+        # Optional map latents (..., N, D) -> task coords (..., K) (e.g. evaluate's linear "probe" readout): the
+        # cost becomes the Euclidean distance of read-out coords instead of the latent distance (a diagnostic).
+        self.readout = readout
         self.planner = planner
         self.execute_steps = int(execute_steps)
         self.cost_kind = cost_kind
@@ -111,7 +115,10 @@ class LatentPlanningAgent:
         def cost_fn(actions: Tensor) -> Tensor:  # (B, S, H, A) -> (B, S)
             with torch.no_grad():
                 pred = self.wm.rollout(hist, actions, proprio_history=prop, action_history=act_hist)
-            cost = self.wm.goal_cost(pred, goal, kind=self.cost_kind, steps=self.cost_steps)  # (B, S)
+            if self.readout is not None:
+                cost = self._readout_cost(pred["latents"], goal)  # (B, S)
+            else:
+                cost = self.wm.goal_cost(pred, goal, kind=self.cost_kind, steps=self.cost_steps)  # (B, S)
             if self.action_cost > 0:
                 cost = cost + self.action_cost * actions.pow(2).mean((-1, -2))
             return cost
@@ -122,6 +129,14 @@ class LatentPlanningAgent:
         env_a = batch.action_low.shape[0]
         b, k, _ = plan.shape
         return plan.reshape(b, k * self.wm.frameskip, env_a).cpu().numpy()  # (B, k*frameskip, A_env)
+
+
+    def _readout_cost(self, pred: Tensor, goal: Tensor) -> Tensor:
+        """Euclidean distance of read-out coords: pred (B, S, H, N, D), goal (B, N, D) -> (B, S)."""
+        y = self.readout(pred)  # (B, S, H, K)
+        g = self.readout(goal)[:, None, None]  # (B, 1, 1, K)
+        dist = (y - g).norm(dim=-1)  # (B, S, H)
+        return dist[..., -1] if self.cost_steps == "last" else dist.mean(-1)
 
 
 class OracleAgent:

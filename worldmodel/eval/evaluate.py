@@ -10,11 +10,13 @@ from __future__ import annotations
 
 import json
 import os
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 import torch
+from torch import Tensor
 
 from worldmodel.eval.agents import LatentPlanningAgent, OracleAgent, RandomAgent
 from worldmodel.eval.closed_loop import EvalSettings, run_closed_loop, summarize, write_results
@@ -42,6 +44,48 @@ def build_planner(
     cfg = {k: v for k, v in planner_cfg.items()}
     cfg.update(action_low=low.to(device), action_high=high.to(device), device=str(device), seed=seed, **overrides)
     return instantiate(cfg, _convert_="all")
+
+
+def fit_latent_readout(
+    wm: Any, env: Any, data_path: str, max_frames: int = 3000, lam: float = 1.0
+) -> Callable[[Tensor], Tensor]:
+    """Ridge readout from the world model's normalised latents to the env's task coords, fitted on frames of
+    the training split of ``data_path``: returns latents (..., N, D) -> coords (..., K)."""
+    from worldmodel.eval.probes import load_probe_frames, ridge_fit, ridge_predict
+
+    frames = load_probe_frames(data_path, "train", max_frames)
+    lat = wm.encode(frames["pixels"])["latents"].flatten(1).cpu()  # (M, N*D)
+    coords = torch.as_tensor(env.state_to_task_coords(frames["states"].double().numpy()))  # (M, K)
+    w, bias, mu, sd = ridge_fit(lat, coords, lam)
+    w, bias, mu, sd = (t.to(wm.device) for t in (w, bias, mu, sd))  # float64, as ridge_predict computes
+
+    def readout(z: Tensor) -> Tensor:
+        return ridge_predict(z.flatten(-2), w, bias, mu, sd).float()  # (..., K)
+
+    return readout
+
+
+def _readout_for(
+    wm: Any, env_id: str, env_kwargs: dict[str, Any], agent_cfg: dict[str, Any], goals: dict[str, Any], device: Any
+) -> Callable[[Tensor], Tensor] | None:
+    """The readout for ``agent.cost_space=probe`` (None for the default latent cost)."""
+    space = agent_cfg.get("cost_space", "latent")
+    if space == "latent":
+        return None
+    if space != "probe":
+        raise ValueError(f"agent.cost_space must be 'latent' or 'probe', got {space!r}")
+    data = agent_cfg.get("probe_data") or goals.get("dataset")
+    if not data or not Path(data).exists():
+        raise FileNotFoundError(
+            f"agent.cost_space=probe needs labelled frames: set agent.probe_data=<trajectories.h5> (got {data!r})"
+        )
+    import gymnasium
+
+    env = gymnasium.make(env_id, disable_env_checker=True, **env_kwargs)
+    try:
+        return fit_latent_readout(wm, env.unwrapped, str(data), int(agent_cfg.get("probe_frames", 3000)))
+    finally:
+        env.close()
 
 
 def evaluate(cfg: dict[str, Any], progress: bool = True) -> dict[str, Any]:
@@ -115,6 +159,7 @@ def evaluate(cfg: dict[str, Any], progress: bool = True) -> dict[str, Any]:
             cost_steps=agent_cfg.get("cost_steps", "last"),
             context_frames=int(agent_cfg.get("context_frames", 1)),
             action_cost=float(agent_cfg.get("action_cost", 0.0)),
+            readout=_readout_for(wm, env_id, env_kwargs, agent_cfg, goals, device),
         )
         results[name] = run_closed_loop(
             agent,
