@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import math
 import time
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import nullcontext
 from pathlib import Path
 from typing import Any
@@ -27,6 +27,7 @@ from worldmodel.training.checkpoint import (
     save_checkpoint,
 )
 from worldmodel.training.distributed import (
+    DistInfo,
     all_gather_cat,
     all_gather_rows,
     all_reduce_mean,
@@ -152,6 +153,36 @@ def check_finite(
     raise NonFiniteLossError(
         f"non-finite {what} at step {step} ({shown}): training stopped; {kept}. Try {'; '.join(hints)}."
     )
+
+
+def open_resumed_logger(out_dir: Path, ckpt: Path, start: int, dist: DistInfo, tensorboard: bool) -> ScalarLogger:
+    """Check every rank resumes from the same step, then open rank 0's log from it (rows a killed attempt
+    logged after ``start`` are dropped; ``start`` 0 drops all)."""
+    if not same_on_all_ranks(start):
+        raise CheckpointError(
+            f"ranks disagree on the checkpoint to resume from ({ckpt} seen by some only): "
+            "with several nodes, out_dir must be on a filesystem that all of them share"
+        )
+    return ScalarLogger(out_dir, enabled=dist.is_main, resume_step=start, tensorboard=tensorboard)
+
+
+def save_finite_checkpoint(
+    ckpt: Path,
+    state: Callable[[], dict[str, Any]],
+    kind: str,
+    module: nn.Module,
+    step: int,
+    saved_step: int | None,
+    hints: Sequence[str],
+    dist: DistInfo,
+) -> None:
+    """Atomic resume checkpoint by rank 0, only of finite weights (else NonFiniteLossError on every rank,
+    since weights are identical across ranks); the other ranks wait for it."""
+    if not params_finite(module):
+        check_finite("parameters", step, {"params": math.nan}, ckpt, saved_step, hints)
+    if dist.is_main:
+        save_checkpoint(ckpt, state(), kind)
+    barrier()
 
 
 def grad_norm(params: Sequence[nn.Parameter], clip: float) -> torch.Tensor:
@@ -295,17 +326,7 @@ def pretrain(
         opt.load_state_dict(state["optimizer"])
         start = int(state["step"])
     saved_step = start if last is not None else None
-    if not same_on_all_ranks(start):
-        raise CheckpointError(
-            f"ranks disagree on the checkpoint to resume from ({ckpt_dir / 'last.pt'} seen by some only): "
-            "with several nodes, out_dir must be on a filesystem that all of them share"
-        )
-    logger = ScalarLogger(
-        out_dir,
-        enabled=dist.is_main,
-        resume_step=start,  # 0 without a checkpoint: drop every row a killed earlier attempt logged
-        tensorboard=bool(tcfg.get("tensorboard", True)),
-    )
+    logger = open_resumed_logger(out_dir, ckpt_dir / "last.pt", start, dist, bool(tcfg.get("tensorboard", True)))
     fwd = wrap_ddp(model, dist)  # checkpoints hold the un-wrapped model: they move between world sizes
 
     if train_set is None:
@@ -348,21 +369,14 @@ def pretrain(
     hints = PRETRAIN_HINTS
 
     def save(step_done: int) -> None:
-        """Atomic resume checkpoint by rank 0 (only of finite weights); the other ranks wait for it."""
-        if not params_finite(model):  # identical weights on every rank: all stop together
-            check_finite("parameters", step_done, {"params": math.nan}, ckpt_dir / "last.pt", saved_step, hints)
-        if dist.is_main:
-            save_checkpoint(
-                ckpt_dir / "last.pt",
-                {
-                    "step": step_done,
-                    "model": model.state_dict(),
-                    "optimizer": opt.state_dict(),
-                    "config": dict(cfg),
-                },
-                CKPT_KIND,
-            )
-        barrier()
+        """Atomic resume checkpoint of finite weights by rank 0 (see save_finite_checkpoint)."""
+        state = lambda: {  # noqa: E731
+            "step": step_done,
+            "model": model.state_dict(),
+            "optimizer": opt.state_dict(),
+            "config": dict(cfg),
+        }
+        save_finite_checkpoint(ckpt_dir / "last.pt", state, CKPT_KIND, model, step_done, saved_step, hints, dist)
 
     budget = float(tcfg.get("time_budget_s") or 0.0)  # >0: stop (checkpoint + export) after this many seconds
     done = start

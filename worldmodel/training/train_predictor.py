@@ -24,13 +24,11 @@ from worldmodel.data.embed_cache import EmbeddingCache, LatentClipDataset, ensur
 from worldmodel.models.predictor import ActionConditionedPredictor, PredictorConfig
 from worldmodel.models.vit import load_encoder
 from worldmodel.training.checkpoint import (
-    CheckpointError,
     check_config_match,
     latest_checkpoint,
     load_checkpoint,
     load_state_dict_checked,
     remove_stale_temp_files,
-    save_checkpoint,
 )
 from worldmodel.training.distributed import (
     all_reduce_mean,
@@ -38,16 +36,15 @@ from worldmodel.training.distributed import (
     init_distributed,
     local_batch_size,
     main_first,
-    same_on_all_ranks,
     wrap_ddp,
 )
-from worldmodel.training.logger import ScalarLogger
 from worldmodel.training.pretrain import (
     StepBatchSampler,
     check_finite,
     grad_norm,
+    open_resumed_logger,
     param_groups,
-    params_finite,
+    save_finite_checkpoint,
     step_seed,
 )
 from worldmodel.training.schedules import WarmupCosine
@@ -302,17 +299,7 @@ def train_predictor(
         opt.load_state_dict(state["optimizer"])
         start = int(state["step"])
     saved_step = start if state is not None else None
-    if not same_on_all_ranks(start):
-        raise CheckpointError(
-            f"ranks disagree on the checkpoint to resume from ({ckpt_dir / 'last.pt'} seen by some only): "
-            "with several nodes, out_dir must be on a filesystem that all of them share"
-        )
-    logger = ScalarLogger(
-        out_dir,
-        enabled=dist.is_main,
-        resume_step=start,  # 0 without a checkpoint: drop every row a killed earlier attempt logged
-        tensorboard=bool(tcfg.get("tensorboard", True)),
-    )
+    logger = open_resumed_logger(out_dir, ckpt_dir / "last.pt", start, dist, bool(tcfg.get("tensorboard", True)))
     # the predictor and its losses as one DDP module; checkpoints hold the un-wrapped predictor
     losses_of = wrap_ddp(PredictorLoss(wm.predictor, loss_cfg), dist)
 
@@ -323,22 +310,15 @@ def train_predictor(
         val_idx = np.linspace(0, len(val_set) - 1, n_val).round().astype(np.int64)  # fixed, spread over episodes
 
     def save(step_done: int) -> None:
-        """Atomic resume checkpoint by rank 0 (only of finite weights); the other ranks wait for it."""
-        if not params_finite(wm.predictor):  # identical weights on every rank: all stop together
-            check_finite("parameters", step_done, {"params": float("nan")}, ckpt_dir / "last.pt", saved_step, hints)
-        if dist.is_main:
-            save_checkpoint(
-                ckpt_dir / "last.pt",
-                {
-                    "step": step_done,
-                    "predictor": wm.predictor.state_dict(),
-                    "optimizer": opt.state_dict(),
-                    "config": dict(cfg),
-                    "stats": stats,
-                },
-                CKPT_KIND,
-            )
-        barrier()
+        """Atomic resume checkpoint of finite weights by rank 0 (see save_finite_checkpoint)."""
+        state = lambda: {  # noqa: E731
+            "step": step_done,
+            "predictor": wm.predictor.state_dict(),
+            "optimizer": opt.state_dict(),
+            "config": dict(cfg),
+            "stats": stats,
+        }
+        save_finite_checkpoint(ckpt_dir / "last.pt", state, CKPT_KIND, wm.predictor, step_done, saved_step, hints, dist)
 
     hints = PREDICTOR_HINTS
     stop = min(steps, int(tcfg.get("stop_after") or steps))  # stop_after: end early (as if interrupted)
