@@ -141,3 +141,11 @@ def test_clip_dataset_batches_through_dataloader(tmp_path: Path) -> None:
     dl = torch.utils.data.DataLoader(ClipDataset(out, clip_len=3), batch_size=5, shuffle=True, num_workers=2)
     batch = next(iter(dl))
     assert batch["pixels"].shape == (5, 3, 3, 64, 64) and batch["pixels"].dtype == torch.uint8
+
+
+def test_bad_policy_kwargs_fail_before_anything_is_written(tmp_path: Path) -> None:
+    """An explorer option that does not exist is refused up front: no shard folder, no output file."""
+    out = tmp_path / "x.h5"
+    with pytest.raises(ValueError, match="policy_kwargs"):
+        collect(cfg(out, episodes=2, episode_length=5, policy_kwargs={"bogus": 1}), progress=False)
+    assert sorted(p.name for p in tmp_path.iterdir()) == []

@@ -276,3 +276,15 @@ def test_evaluate_script_writes_summary_and_plots(tmp_path: Path) -> None:
     assert summary["methods"]["oracle"]["episodes"] == 2
     assert (tmp_path / "success.png").exists() and (tmp_path / "distance.png").exists()
     assert "| oracle |" in res.stdout
+
+
+def test_bad_planner_setting_is_a_value_error() -> None:
+    """A wrong planner option reaches the user as the planner's own message (scripts exit 2 on ValueError)."""
+    from worldmodel.eval.evaluate import build_planner
+
+    cfg = {"_target_": "planners.mppi.MPPIPlanner", "horizon": 3, "temperature_scale": "rel"}
+    with pytest.raises(ValueError, match="temperature_scale must be 'absolute' or 'std'"):
+        build_planner(cfg, -torch.ones(2), torch.ones(2), torch.device("cpu"), 0)
+    with pytest.raises(ValueError, match="action_cost"):
+        LatentPlanningAgent(tiny_world_model(), build_planner({"_target_": "planners.cem.CEMPlanner", "horizon": 3},
+                            -torch.ones(2), torch.ones(2), torch.device("cpu"), 0), action_cost=-1.0)

@@ -255,6 +255,9 @@ def collect(cfg: CollectConfig, progress: bool = True) -> Path:
         return out
     probe = _make_env(cfg)
     try:
+        from envs.policies import make_policy
+
+        make_policy(cfg.policy, probe, np.random.default_rng(0), cfg.policy_kwargs)  # bad options fail here, early
         base = probe.unwrapped
         meta = DatasetMeta(
             schema_version=SCHEMA_VERSION,

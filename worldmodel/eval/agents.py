@@ -71,6 +71,8 @@ class LatentPlanningAgent:
         readout: Any = None,
     ) -> None:
         self.wm = world_model
+        if action_cost < 0:
+            raise ValueError(f"agent.action_cost={action_cost} must be >= 0 (a penalty on action size)")
         self.action_cost = float(action_cost)  # weight of mean squared action (planner units) added to the cost
         # Optional map latents (..., N, D) -> task coords (..., K) (e.g. evaluate's linear "probe" readout): the
         # cost becomes the Euclidean distance of read-out coords instead of the latent distance (a diagnostic).

@@ -43,7 +43,12 @@ def build_planner(
 
     cfg = {k: v for k, v in planner_cfg.items()}
     cfg.update(action_low=low.to(device), action_high=high.to(device), device=str(device), seed=seed, **overrides)
-    return instantiate(cfg, _convert_="all")
+    from hydra.errors import InstantiationException
+
+    try:
+        return instantiate(cfg, _convert_="all")
+    except InstantiationException as exc:  # a bad planner setting: report the planner's own message
+        raise ValueError(f"planner config {cfg.get('_target_')}: {exc.__cause__ or exc}") from None
 
 
 def fit_latent_readout(
