@@ -231,3 +231,10 @@ def test_rollout_error_report(tmp_path: Path, data: Path) -> None:
     paths = write_report(res, tmp_path / "rep")
     assert json.loads(paths["json"].read_text())["horizon"] == [1, 2, 3]
     assert paths["plot"].stat().st_size > 1000 and "copy_last" in format_table(res)
+    # Proprio rows: (H, P) per-dimension errors in raw units; copy-last at h=1 equals a direct computation.
+    for key in ("proprio_head", "proprio_readout", "proprio_readout_true", "proprio_copy_last"):
+        assert np.asarray(res[key]).shape == (3, P) and np.isfinite(res[key]).all()
+    prop = ep["proprio"].astype(np.float64)  # (L, P) raw
+    c1p = np.mean([np.abs(prop[s + 2 * K] - prop[s + K]) for s in starts], axis=0)  # (P,)
+    np.testing.assert_allclose(res["proprio_copy_last"][0], c1p, rtol=1e-4, atol=1e-6)
+    assert "readout of true latents" in format_table(res)

@@ -69,8 +69,29 @@ class LatentPlanningAgent:
         context_frames: int = 1,
         action_cost: float = 0.0,
         readout: Any = None,
+        latent_weight: float = 1.0,
+        proprio_weight: float = 0.0,
+        proprio_readout: Any = None,
+        subgoal_graph: Any = None,
+        subgoal_lookahead: float = 5.0,
     ) -> None:
         self.wm = world_model
+        # Optional WaypointGraph over dataset latents: aim each plan at the node `subgoal_lookahead` env steps
+        # along the graph's shortest path to the goal instead of at the goal itself (worldmodel/eval/subgoals.py).
+        self.graph = subgoal_graph
+        self.lookahead = float(subgoal_lookahead)
+        if latent_weight < 0 or proprio_weight < 0 or latent_weight + proprio_weight == 0:
+            raise ValueError(
+                f"agent.latent_weight={latent_weight} and agent.proprio_weight={proprio_weight} must be >= 0 "
+                "and not both 0"
+            )
+        if proprio_weight > 0 and proprio_readout is None:
+            raise ValueError("agent.proprio_weight > 0 needs a proprio readout of the goal latents")
+        # cost = latent_weight * latent distance + proprio_weight * distance between the predictor's imagined
+        # proprio and the proprio read out (linearly) from the goal image: the DINO-WM visual + proprio objective,
+        # with the goal's proprio inferred from its image instead of taken from the simulator.
+        self.latent_weight, self.proprio_weight = float(latent_weight), float(proprio_weight)
+        self.proprio_readout = proprio_readout
         if action_cost < 0:
             raise ValueError(f"agent.action_cost={action_cost} must be >= 0 (a penalty on action size)")
         self.action_cost = float(action_cost)  # weight of mean squared action (planner units) added to the cost
@@ -84,6 +105,7 @@ class LatentPlanningAgent:
         self.context_frames = max(1, int(context_frames))
         self.controller: RecedingHorizonController | None = None
         self.goal: Tensor | None = None  # (B, N, D)
+        self.goal_proprio: Tensor | None = None  # (B, P), read out from the goal latents
         self.history: list[Tensor] = []  # context latents, each (B, N, D)
         self.proprio_history: list[Tensor] = []  # each (B, P)
         self.action_history: list[Tensor] = []  # each (B, A)
@@ -99,6 +121,9 @@ class LatentPlanningAgent:
         self.controller = RecedingHorizonController(self.planner, batch.num_envs, self.execute_steps)
         goal_proprio = None  # goals are images; their proprio is not observed
         self.goal = self._encode(batch.goal_pixels(), goal_proprio)["latents"]
+        self.goal_proprio = (
+            self.proprio_readout(self.goal) if self.proprio_weight > 0 else None
+        )  # (B, P) normalised proprio the goal image shows
         self.history, self.proprio_history, self.action_history = [], [], []
 
     def act(self, batch: EnvBatch) -> np.ndarray:
@@ -112,7 +137,7 @@ class LatentPlanningAgent:
         prop = torch.stack(self.proprio_history, dim=1) if self.proprio_history else None  # (B, T0, P)
         t0 = hist.shape[1]
         act_hist = torch.stack(self.action_history[-(t0 - 1) :], dim=1) if t0 > 1 else None  # (B, T0-1, A)
-        goal = self.goal
+        goal, goal_prop = self._target(obs["latents"])  # (B, N, D), (B, P) or None
 
         def cost_fn(actions: Tensor) -> Tensor:  # (B, S, H, A) -> (B, S)
             with torch.no_grad():
@@ -120,7 +145,9 @@ class LatentPlanningAgent:
             if self.readout is not None:
                 cost = self._readout_cost(pred["latents"], goal)  # (B, S)
             else:
-                cost = self.wm.goal_cost(pred, goal, kind=self.cost_kind, steps=self.cost_steps)  # (B, S)
+                cost = self.latent_weight * self.wm.goal_cost(pred, goal, kind=self.cost_kind, steps=self.cost_steps)
+            if goal_prop is not None:
+                cost = cost + self.proprio_weight * self._proprio_cost(pred["proprio"], goal_prop)  # (B, S)
             if self.action_cost > 0:
                 cost = cost + self.action_cost * actions.pow(2).mean((-1, -2))
             return cost
@@ -132,6 +159,25 @@ class LatentPlanningAgent:
         b, k, _ = plan.shape
         return plan.reshape(b, k * self.wm.frameskip, env_a).cpu().numpy()  # (B, k*frameskip, A_env)
 
+
+    def _target(self, now: Tensor) -> tuple[Tensor, Tensor | None]:
+        """What this plan aims at: the goal, or the graph's subgoal toward it; (B, N, D) latents, (B, P) proprio."""
+        assert self.goal is not None
+        if self.graph is None:
+            return self.goal, self.goal_proprio
+        node, direct = self.graph.subgoal(now.flatten(1), self.goal.flatten(1), self.lookahead)  # (B,), (B,)
+        sub = self.graph.features[node].to(self.goal.device).view_as(self.goal)  # (B, N, D)
+        target = torch.where(direct.to(self.goal.device)[:, None, None], self.goal, sub)  # (B, N, D)
+        prop = self.proprio_readout(target) if self.proprio_weight > 0 else None  # (B, P)
+        return target, prop
+
+    def _proprio_cost(self, pred: Tensor | None, goal: Tensor) -> Tensor:
+        """Distance of imagined proprio (B, S, H, P) to the goal's (B, P), normalised units -> (B, S)."""
+        if pred is None:
+            raise ValueError("agent.proprio_weight > 0 needs a world model that predicts proprio")
+        diff = pred - goal[:, None, None]  # (B, S, H, P)
+        per_step = diff.abs().mean(-1) if self.cost_kind == "l1" else diff.pow(2).mean(-1)  # (B, S, H)
+        return per_step[..., -1] if self.cost_steps == "last" else per_step.mean(-1)
 
     def _readout_cost(self, pred: Tensor, goal: Tensor) -> Tensor:
         """Euclidean distance of read-out coords: pred (B, S, H, N, D), goal (B, N, D) -> (B, S)."""
@@ -151,8 +197,21 @@ class OracleAgent:
 
     name = "oracle"
 
-    def __init__(self, planner: Planner, execute_steps: int = 1, cost_steps: str = "all") -> None:
+    def __init__(
+        self,
+        planner: Planner,
+        execute_steps: int = 1,
+        cost_steps: str = "all",
+        subgoal_graph: Any = None,
+        subgoal_states: np.ndarray | None = None,
+        subgoal_lookahead: float = 5.0,
+    ) -> None:
         self.planner = planner
+        # Optional WaypointGraph over the task coords of dataset states (subgoal_states (M, Ds)): the same subgoal
+        # machinery as the world model's agent, with true distances, so the ceiling stays a ceiling.
+        if (subgoal_graph is None) != (subgoal_states is None):
+            raise ValueError("OracleAgent needs both subgoal_graph and subgoal_states, or neither")
+        self.graph, self.graph_states, self.lookahead = subgoal_graph, subgoal_states, float(subgoal_lookahead)
         self.execute_steps = int(execute_steps)
         self.cost_steps = cost_steps
         self.controller: RecedingHorizonController | None = None
@@ -171,6 +230,11 @@ class OracleAgent:
         states = batch.states()  # (B, Ds)
         goals = batch.goal_states()  # (B, Ds)
         base = batch.base[0]
+        if self.graph is not None:
+            now = torch.as_tensor(base.state_to_task_coords(states), dtype=torch.float32)  # (B, K)
+            end = torch.as_tensor(base.state_to_task_coords(goals), dtype=torch.float32)  # (B, K)
+            node, direct = self.graph.subgoal(now, end, self.lookahead)  # (B,), (B,)
+            goals = np.where(direct.numpy()[:, None], goals, self.graph_states[node.numpy()])  # (B, Ds)
 
         def cost_fn(actions: Tensor) -> Tensor:  # (B, S, H, A) -> (B, S)
             b, s, h, a = actions.shape

@@ -21,6 +21,7 @@ from torch import Tensor
 from worldmodel.eval.agents import LatentPlanningAgent, OracleAgent, RandomAgent
 from worldmodel.eval.closed_loop import EvalSettings, run_closed_loop, summarize, write_results
 from worldmodel.eval.episodes import dataset_episode_specs, env_episode_specs
+from worldmodel.eval.subgoals import SubgoalConfig, WaypointGraph, load_graph_frames
 
 
 def resolve_device(name: str) -> torch.device:
@@ -68,6 +69,97 @@ def fit_latent_readout(
         return ridge_predict(z.flatten(-2), w, bias, mu, sd).float()  # (..., K)
 
     return readout
+
+
+def fit_proprio_readout(
+    wm: Any, data_path: str, max_frames: int = 3000, lam: float = 1.0
+) -> Callable[[Tensor], Tensor]:
+    """Ridge readout from the world model's normalised latents to its *normalised* proprio, fitted on frames of
+    the training split of ``data_path`` (the robot's own recorded proprio, no task labels): returns latents
+    (..., N, D) -> proprio (..., P) in the space of the predictor's proprio head. It tells the planner what
+    proprio a goal image shows, so predicted proprio can be compared with it."""
+    from worldmodel.eval.probes import load_probe_frames, ridge_fit, ridge_predict
+
+    if wm.proprio_dim == 0:
+        raise ValueError(
+            "agent.proprio_weight > 0 needs a world model trained with proprio (model.use_proprio=true)"
+        )
+    frames = load_probe_frames(data_path, "train", max_frames)
+    if frames["proprio"] is None or frames["proprio"].shape[-1] != wm.proprio_dim:
+        raise ValueError(f"{data_path} has no proprio of dim {wm.proprio_dim}; use the world model's training data")
+    lat = wm.encode(frames["pixels"])["latents"].flatten(1).cpu()  # (M, N*D)
+    target = wm.normalize_proprio(frames["proprio"].to(wm.device)).cpu()  # (M, P)
+    w, bias, mu, sd = (t.to(wm.device) for t in ridge_fit(lat, target, lam))
+
+    def readout(z: Tensor) -> Tensor:
+        return ridge_predict(z.flatten(-2), w, bias, mu, sd).float()  # (..., P)
+
+    return readout
+
+
+def _proprio_readout_for(wm: Any, agent_cfg: dict[str, Any]) -> Callable[[Tensor], Tensor] | None:
+    """The goal-proprio readout for ``agent.proprio_weight > 0`` (None otherwise)."""
+    weight = float(agent_cfg.get("proprio_weight", 0.0) or 0.0)
+    if weight < 0:
+        raise ValueError(f"agent.proprio_weight={weight} must be >= 0")
+    if weight == 0:
+        return None
+    data = agent_cfg.get("proprio_data") or (wm.meta or {}).get("data_path")
+    if not data or not Path(data).exists():
+        raise FileNotFoundError(
+            f"agent.proprio_weight > 0 fits a latent -> proprio readout on the world model's training data, "
+            f"but {data!r} does not exist; set agent.proprio_data=<trajectories.h5>"
+        )
+    return fit_proprio_readout(wm, str(data), int(agent_cfg.get("probe_frames", 3000)))
+
+
+def _lookahead(sub: SubgoalConfig, planner_cfg: dict[str, Any], frameskip: int) -> float:
+    """Env steps from the current node to the subgoal: the configured value, or the planner's reach."""
+    return float(sub.lookahead) if sub.lookahead is not None else float(int(planner_cfg["horizon"]) * frameskip)
+
+
+def _graph_data(sub: SubgoalConfig, wm: Any = None) -> str:
+    """The trajectories the subgoal graph is built from (configured, or the world model's training data)."""
+    data = sub.data or ((wm.meta or {}).get("data_path") if wm is not None else None)
+    if not data or not Path(data).exists():
+        raise FileNotFoundError(
+            f"agent.subgoals builds a waypoint graph from trajectories, but {data!r} does not exist; set "
+            "agent.subgoals.data=<trajectories.h5> (the world model's training data)"
+        )
+    return str(data)
+
+
+def _latent_graph_for(wm: Any, sub: SubgoalConfig) -> Any:
+    """A WaypointGraph over the world model's latents of dataset frames (None when subgoals are off)."""
+    if not sub.enabled:
+        return None
+    frames = load_graph_frames(_graph_data(sub, wm), sub.frames)
+    lat = wm.encode(frames["pixels"])["latents"].flatten(1)  # (M, N*D)
+    return WaypointGraph(lat, frames["episodes"], frames["times"], "l1", sub.neighbors, sub.link_quantile)
+
+
+def _state_graph_for(
+    sub: SubgoalConfig, env_id: str, env_kwargs: dict[str, Any], data: str | None
+) -> tuple[Any, np.ndarray | None]:
+    """The oracle's WaypointGraph over the true task coords of dataset states, and those states (M, Ds)."""
+    if not sub.enabled:
+        return None, None
+    if not data or not Path(data).exists():
+        raise FileNotFoundError(
+            f"the oracle's subgoal graph needs trajectories, but {data!r} does not exist; set "
+            "agent.subgoals.data=<trajectories.h5>"
+        )
+    import gymnasium
+
+    env = gymnasium.make(env_id, disable_env_checker=True, **env_kwargs)
+    try:
+        frames = load_graph_frames(str(data), sub.frames)
+        states = frames["states"].double().numpy()  # (M, Ds)
+        coords = torch.as_tensor(env.unwrapped.state_to_task_coords(states), dtype=torch.float32)  # (M, K)
+    finally:
+        env.close()
+    graph = WaypointGraph(coords, frames["episodes"], frames["times"], "euclidean", sub.neighbors, sub.link_quantile)
+    return graph, states
 
 
 def _readout_for(
@@ -124,6 +216,7 @@ def evaluate(cfg: dict[str, Any], progress: bool = True) -> dict[str, Any]:
         raise ValueError(f"goals.source must be 'env' or 'dataset', got {goals.get('source')!r}")
     settings = EvalSettings(**cfg.get("eval", {}))
     agent_cfg = cfg.get("agent", {}) or {}
+    subgoal_cfg = SubgoalConfig(**(agent_cfg.get("subgoals") or {}))
     planner_cfg = dict(cfg["planner"])
 
     import gymnasium
@@ -140,6 +233,9 @@ def evaluate(cfg: dict[str, Any], progress: bool = True) -> dict[str, Any]:
     header = {"seed": seed, "goals": goals, "planner": planner_cfg, "agent": agent_cfg, "device": str(device)}
     results: dict[str, list[dict[str, Any]]] = {}
     frameskip = 1
+    graph_data: str | None = subgoal_cfg.data  # the oracle's subgoal graph uses the world models' data by default
+    if subgoal_cfg.enabled and not graph_data and not cfg.get("world_models"):
+        _graph_data(subgoal_cfg)  # no world model to take the data from: fail before any method runs
     for name, path in (cfg.get("world_models") or {}).items():
         if not Path(path).exists():
             raise FileNotFoundError(
@@ -155,6 +251,7 @@ def evaluate(cfg: dict[str, Any], progress: bool = True) -> dict[str, Any]:
                     f"uses {key}={env_kwargs[key]}; set env.kwargs.{key}={trained_kwargs[key]}"
                 )
         frameskip = wm.frameskip
+        graph_data = graph_data or (wm.meta or {}).get("data_path")
         planner = build_planner(planner_cfg, wm.action_low, wm.action_high, device, seed)
         agent = LatentPlanningAgent(
             wm,
@@ -165,6 +262,11 @@ def evaluate(cfg: dict[str, Any], progress: bool = True) -> dict[str, Any]:
             context_frames=int(agent_cfg.get("context_frames", 1)),
             action_cost=float(agent_cfg.get("action_cost", 0.0)),
             readout=_readout_for(wm, env_id, env_kwargs, agent_cfg, goals, device),
+            latent_weight=float(agent_cfg.get("latent_weight", 1.0)),
+            proprio_weight=float(agent_cfg.get("proprio_weight", 0.0) or 0.0),
+            proprio_readout=_proprio_readout_for(wm, agent_cfg),
+            subgoal_graph=_latent_graph_for(wm, subgoal_cfg),
+            subgoal_lookahead=_lookahead(subgoal_cfg, planner_cfg, wm.frameskip),
         )
         results[name] = run_closed_loop(
             agent,
@@ -187,10 +289,14 @@ def evaluate(cfg: dict[str, Any], progress: bool = True) -> dict[str, Any]:
             if ocfg.get("num_samples"):
                 over["num_samples"] = int(ocfg["num_samples"])
             planner = build_planner(planner_cfg, low, high, torch.device("cpu"), seed, **over)
+            graph, graph_states = _state_graph_for(subgoal_cfg, env_id, env_kwargs, graph_data)
             agent = OracleAgent(
                 planner,
                 execute_steps=int(agent_cfg.get("execute_steps", 1)) * frameskip,
                 cost_steps=ocfg.get("cost_steps", "all"),
+                subgoal_graph=graph,
+                subgoal_states=graph_states,
+                subgoal_lookahead=_lookahead(subgoal_cfg, planner_cfg, frameskip),
             )
         else:
             raise ValueError(

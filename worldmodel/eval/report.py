@@ -45,7 +45,33 @@ def _rollout_section(name: str, res: dict[str, Any]) -> list[str]:
             f"| {h} | {res['model'][i]:.4f} | {res['copy_last'][i]:.4f} | {res['mean_embedding'][i]:.4f} | "
             f"{res['model_over_copy_last'][i]:.3f} |"
         )
+    if "proprio_head" in res:
+        fmt = lambda k: "[" + ", ".join(f"{v:.3f}" for v in res[k][-1]) + "]"  # noqa: E731
+        lines += [
+            "",
+            f"Proprio error per dimension at h = {res['horizon'][-1]} (raw units): predictor's proprio head "
+            f"{fmt('proprio_head')}; linear readout of the imagined latents {fmt('proprio_readout')} (of the true "
+            f"latents {fmt('proprio_readout_true')}); copy last {fmt('proprio_copy_last')}.",
+        ]
     return lines
+
+
+def _agent_line(agent: dict[str, Any]) -> str:
+    """One sentence on what the world model's planner minimises and whether it follows graph subgoals."""
+    parts = [f"latent {agent.get('cost_kind', 'l1')} x {agent.get('latent_weight', 1.0)}"]
+    if float(agent.get("proprio_weight", 0.0) or 0.0) > 0:
+        parts.append(
+            f"imagined-vs-goal proprio x {agent['proprio_weight']} (goal proprio read out from the goal image)"
+        )
+    steps = "last imagined step" if agent.get("cost_steps", "last") == "last" else "mean over the horizon"
+    line = f"World-model cost: {' + '.join(parts)}, at the {steps}."
+    sub = agent.get("subgoals") or {}
+    if sub.get("enabled"):
+        line += (
+            f" Subgoals: a waypoint graph over {sub.get('frames', 3000)} training frames; each plan aims "
+            "`lookahead` steps along the shortest path to the goal (the oracle uses the same graph on true states)."
+        )
+    return line
 
 
 def write_report(
@@ -81,6 +107,8 @@ def write_report(
         f"budget {summary['settings']['max_steps']} env steps; success threshold "
         f"{summary['success_threshold']}; device {summary['device']}. `success` is at the episode's end, "
         "`reached` at any step.",
+        "",
+        _agent_line(summary.get("agent") or {}),
         "",
         f"![success]({_rel(folders['evaluate'] / 'success.png', root)}) "
         f"![distance]({_rel(folders['evaluate'] / 'distance.png', root)})",

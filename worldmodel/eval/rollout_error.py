@@ -121,6 +121,8 @@ def rollout_error(
             raw = wm.denormalize_latents(guess.to(wm.device)).cpu() - wm.denormalize_latents(true.to(wm.device)).cpu()
             sums[f"{name}_raw"] += raw.abs().mean((-1, -2)).sum(0).double()
     per = {k: (v / len(keep)).tolist() for k, v in sums.items()}
+    if wm.proprio_dim > 0 and win["proprio"].numel():
+        per.update(_proprio_errors(wm, data_path, win, keep, context, horizon, batch_size))
     ratio = [m / c if c > 0 else float("nan") for m, c in zip(per["model"], per["copy_last"])]
     return {
         "data_path": str(data_path),
@@ -137,6 +139,46 @@ def rollout_error(
     }
 
 
+@torch.no_grad()
+def _proprio_errors(
+    wm: WorldModel,
+    data_path: str | Path,
+    win: dict[str, Tensor],
+    keep: np.ndarray,
+    context: int,
+    horizon: int,
+    batch_size: int,
+    readout_frames: int = 1500,
+) -> dict[str, list[float]]:
+    """Per-step, per-dimension mean |error| in raw proprio units (name -> [H][P]) of the predictor's proprio head, of a
+    linear proprio readout of its imagined latents (ridge fitted on training frames), of the same readout of the
+    true latents (its floor: one frame does not show velocity), and of copy-last.
+
+    The two model rows answer what a planner can trust: the readout row is how far the imagined *images* are
+    from the truth in the robot's own units, the head row how far the imagined proprio is."""
+    from worldmodel.eval.evaluate import fit_proprio_readout
+
+    readout = fit_proprio_readout(wm, str(data_path), readout_frames)  # latents -> normalised proprio
+    std = wm.proprio_std.cpu()  # (P,)
+    names = ("proprio_head", "proprio_readout", "proprio_readout_true", "proprio_copy_last")
+    sums = {k: torch.zeros(horizon, wm.proprio_dim, dtype=torch.float64) for k in names}  # (H, P) each
+    for i in range(0, len(keep), batch_size):
+        sel = torch.from_numpy(keep[i : i + batch_size])
+        # (b, C+H, N, D), (b, C+H-1, A), (b, C+H, P)
+        z, a, p = win["latents"][sel], win["actions"][sel], win["proprio"][sel]
+        out = wm.rollout(z[:, :context], a[:, context - 1 :], p[:, :context], action_history=a[:, : context - 1])
+        true = p[:, context:]  # (b, H, P) normalised
+        guesses = {
+            "proprio_head": out["proprio"].cpu(),
+            "proprio_readout": readout(out["latents"]).cpu(),
+            "proprio_readout_true": readout(z[:, context:]).cpu(),  # the readout's own floor (e.g. velocity)
+            "proprio_copy_last": p[:, context - 1 : context].expand_as(true),
+        }
+        for name, guess in guesses.items():
+            sums[name] += ((guess - true) * std).abs().sum(0).double()  # (H, P) raw units
+    return {k: (v / len(keep)).tolist() for k, v in sums.items()}  # name -> [H][P]
+
+
 def format_table(result: dict[str, Any]) -> str:
     """Plain-text table: one row per horizon step with model, baselines and the model/copy-last ratio."""
     lines = [
@@ -150,6 +192,13 @@ def format_table(result: dict[str, Any]) -> str:
             f"{h:>3} {result['model'][i]:>9.4f} {result['copy_last'][i]:>10.4f} "
             f"{result['mean_embedding'][i]:>9.4f} {result['model_over_copy_last'][i]:>10.3f}"
         )
+    if "proprio_head" in result:
+        lines.append("proprio error per dimension (mean |.|, raw units): head / readout of imagined latents / "
+                     "readout of true latents / copy last")
+        for i, h in enumerate(result["horizon"]):
+            keys = ("proprio_head", "proprio_readout", "proprio_readout_true", "proprio_copy_last")
+            cols = [result[k][i] for k in keys]
+            lines.append(f"{h:>3} " + " / ".join("[" + " ".join(f"{v:.3f}" for v in c) + "]" for c in cols))
     return "\n".join(lines)
 
 
