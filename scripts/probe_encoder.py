@@ -62,6 +62,10 @@ def print_table(results: dict[str, dict[str, Any]], names: list[str], radius: fl
                 rows.append((label, [results[e][grid]["distance"]["profile"][k] for e in encs]))
             if edges:
                 rows.append(("plateau [1.5,2)r / [1,1.5)r", [results[e][grid]["distance"]["plateau"] for e in encs]))
+            if "retrieval" in results[encs[0]][grid]:  # latent nearest training frame, in true distance
+                rows.append(("NN true dist median", [results[e][grid]["retrieval"]["median"] for e in encs]))
+                rows.append(("NN true dist p90", [results[e][grid]["retrieval"]["p90"] for e in encs]))
+                rows.append(("NN beyond radius (frac)", [results[e][grid]["retrieval"]["beyond_radius"] for e in encs]))
         for label, vals in rows:
             print(f"{label:<28}" + "".join(f"{v:>{w}.4f}" for v in vals))
     print("\n== collapse (test tokens) ==")

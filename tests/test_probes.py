@@ -101,3 +101,19 @@ def test_probe_encoder_end_to_end_shapes() -> None:
     res = probe_encoder(enc, frames[:30], coords[:30], frames[30:], coords[30:], names=["x", "y"], success_radius=0.1)
     assert {"2x2", "4x4", "collapse"} <= set(res)
     assert set(res["2x2"]["linear"]["r2"]) == {"x", "y"}
+
+
+def test_nearest_neighbour_retrieval_separates_informative_from_noise_features() -> None:
+    """Features that encode the position retrieve a neighbour within the radius; pure noise features do not."""
+    from worldmodel.eval.probes import nearest_neighbour_retrieval
+
+    g = torch.Generator().manual_seed(0)
+    train_xy, test_xy = torch.rand(800, 2, generator=g) * 2 - 1, torch.rand(200, 2, generator=g) * 2 - 1
+    lift = torch.randn(2, 16, generator=g)
+    good = nearest_neighbour_retrieval(train_xy @ lift, train_xy, test_xy @ lift, test_xy, success_radius=0.15)
+    noise = nearest_neighbour_retrieval(
+        torch.randn(800, 16, generator=g), train_xy, torch.randn(200, 16, generator=g), test_xy, success_radius=0.15
+    )
+    assert good["beyond_radius"] < 0.05 and good["median"] < 0.1
+    assert noise["beyond_radius"] > 0.7  # a random neighbour in a 2 x 2 square is rarely within 0.15
+    assert good["oracle_median"] == noise["oracle_median"] <= good["median"] + 1e-9

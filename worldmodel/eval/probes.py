@@ -171,6 +171,30 @@ def distance_profile(
     return {"profile_edges": list(edges), "profile": prof, "plateau": plateau}
 
 
+def nearest_neighbour_retrieval(
+    train_emb: Tensor, train_coords: Tensor, test_emb: Tensor, test_coords: Tensor, success_radius: float
+) -> dict[str, float]:
+    """How far (true Euclidean distance over the coords) each test frame's latent nearest training frame is.
+
+    Features are standardised with training statistics and compared by mean L1, as the world model's
+    latents are by the planner and the subgoal graph; ``beyond_radius`` is the fraction of test frames whose
+    nearest neighbour lies more than one success radius away (a graph node in the wrong place), next to the
+    best any metric could do on these frames (``oracle_median``).
+    """
+    mu, sd = train_emb.mean(0), train_emb.std(0).clamp_min(1e-6)
+    tr, te = (train_emb - mu) / sd, (test_emb - mu) / sd  # (M, F), (T, F)
+    nn = torch.cat([torch.cdist(c, tr, p=1).argmin(1) for c in te.split(512)])  # (T,)
+    tc, rc = test_coords.double(), train_coords.double()
+    d = (tc - rc[nn]).norm(dim=-1).numpy()  # (T,)
+    best = torch.cat([torch.cdist(c, rc).min(1).values for c in tc.split(512)]).numpy()  # (T,)
+    return {
+        "median": float(np.median(d)),
+        "p90": float(np.quantile(d, 0.9)),
+        "beyond_radius": float(np.mean(d > success_radius)),
+        "oracle_median": float(np.median(best)),
+    }
+
+
 def random_pairs(m: int, count: int, seed: int = 0) -> tuple[Tensor, Tensor]:
     """`count` random index pairs (i != j) over m items."""
     g = torch.Generator().manual_seed(seed)
@@ -277,6 +301,10 @@ def probe_encoder(
             ),
             "feature_dim": d,
         }
+        if success_radius:
+            result[key]["retrieval"] = nearest_neighbour_retrieval(
+                e_tr[key], train_coords[:, dims], e_te[key], test_coords[:, dims], success_radius
+            )
     with torch.no_grad():
         tok = encoder.embed_image(test_frames[: min(256, test_frames.shape[0])].to(device))  # (m, N, D)
     result["collapse"] = collapse_stats(tok.cpu(), g=torch.Generator().manual_seed(0))
