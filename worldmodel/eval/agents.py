@@ -52,9 +52,10 @@ class RandomAgent:
 class LatentPlanningAgent:
     """Receding-horizon planning toward the goal image's embedding through a world model.
 
-    The cost of a candidate (B, S, H, A) is the distance between imagined and goal latents
-    (``WorldModel.goal_cost``). One planner step is ``frameskip`` env steps; ``execute_steps`` planner
-    steps are executed before replanning.
+    The cost of a candidate (B, S, H, A) is ``latent_weight`` x the distance between imagined and goal latents
+    (``WorldModel.goal_cost``) + ``proprio_weight`` x the distance between imagined proprio and the proprio read
+    out of the goal image; with a subgoal graph the "goal" is the graph's subgoal toward it. One planner step is
+    ``frameskip`` env steps; ``execute_steps`` planner steps are executed before replanning.
     """
 
     name = "world_model"
@@ -158,7 +159,6 @@ class LatentPlanningAgent:
         env_a = batch.action_low.shape[0]
         b, k, _ = plan.shape
         return plan.reshape(b, k * self.wm.frameskip, env_a).cpu().numpy()  # (B, k*frameskip, A_env)
-
 
     def _target(self, now: Tensor) -> tuple[Tensor, Tensor | None]:
         """What this plan aims at: the goal, or the graph's subgoal toward it; (B, N, D) latents, (B, P) proprio."""
