@@ -317,6 +317,27 @@ def test_fit_proprio_readout_predicts_normalised_proprio(dataset: str) -> None:
     assert float((pred - frames["proprio"]).abs().mean()) > 0.1  # not the raw proprio
 
 
+def test_knn_proprio_readout_returns_neighbour_proprio(dataset: str) -> None:
+    """knn readout: with k=1 a training frame's own latents give back its normalised proprio; k averages k frames."""
+    from worldmodel.eval.evaluate import fit_proprio_readout
+    from worldmodel.eval.probes import load_probe_frames
+
+    wm = tiny_world_model()
+    frames = load_probe_frames(dataset, "train", 120)
+    with torch.no_grad():
+        lat = wm.encode(frames["pixels"])["latents"]  # (M, N, D)
+    target = wm.normalize_proprio(frames["proprio"])  # (M, 4)
+    one = fit_proprio_readout(wm, dataset, max_frames=120, kind="knn", k=1)
+    torch.testing.assert_close(one(lat[:10]), target[:10])
+    assert one(lat[:6].reshape(2, 3, *lat.shape[1:])).shape == (2, 3, 4)
+    three = fit_proprio_readout(wm, dataset, max_frames=120, kind="knn", k=3)
+    d = torch.cdist(lat[:1].flatten(1), lat.flatten(1), p=1)  # (1, M)
+    nearest = d.topk(3, largest=False).indices[0]
+    torch.testing.assert_close(three(lat[:1])[0], target[nearest].mean(0))
+    with pytest.raises(ValueError, match="ridge' or 'knn"):
+        fit_proprio_readout(wm, dataset, max_frames=120, kind="mlp")
+
+
 @pytest.mark.parametrize("kind", ["l1", "l2"])
 @pytest.mark.parametrize("steps", ["last", "all"])
 def test_proprio_cost_arithmetic(kind: str, steps: str) -> None:

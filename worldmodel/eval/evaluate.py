@@ -72,13 +72,20 @@ def fit_latent_readout(
 
 
 def fit_proprio_readout(
-    wm: Any, data_path: str, max_frames: int = 3000, lam: float = 1.0
+    wm: Any, data_path: str, max_frames: int = 3000, lam: float = 1.0, kind: str = "ridge", k: int = 5
 ) -> Callable[[Tensor], Tensor]:
-    """Ridge readout from the world model's normalised latents to its *normalised* proprio, fitted on frames of
-    the training split of ``data_path`` (the robot's own recorded proprio, no task labels): returns latents
+    """Readout from the world model's normalised latents to its *normalised* proprio, fitted on frames of the
+    training split of ``data_path`` (the robot's own recorded proprio, no task labels): returns latents
     (..., N, D) -> proprio (..., P) in the space of the predictor's proprio head. It tells the planner what
-    proprio a goal image shows, so predicted proprio can be compared with it."""
+    proprio a goal image shows, so predicted proprio can be compared with it. ``kind``: "ridge" (linear) or
+    "knn" (mean proprio of the k nearest frames in latent L1; sharper where the latents are not linear in
+    proprio, e.g. Reacher's joint angles)."""
     from worldmodel.eval.probes import load_probe_frames, ridge_fit, ridge_predict
+
+    if kind not in ("ridge", "knn"):
+        raise ValueError(f"agent.proprio_readout must be 'ridge' or 'knn', got {kind!r}")
+    if k < 1:
+        raise ValueError(f"agent.proprio_knn={k} must be >= 1")
 
     if wm.proprio_dim == 0:
         raise ValueError(
@@ -89,6 +96,16 @@ def fit_proprio_readout(
         raise ValueError(f"{data_path} has no proprio of dim {wm.proprio_dim}; use the world model's training data")
     lat = wm.encode(frames["pixels"])["latents"].flatten(1).cpu()  # (M, N*D)
     target = wm.normalize_proprio(frames["proprio"].to(wm.device)).cpu()  # (M, P)
+    if kind == "knn":
+        bank, values = lat.to(wm.device), target.to(wm.device)  # (M, F), (M, P)
+        kk = min(k, bank.shape[0])
+
+        def knn_readout(z: Tensor) -> Tensor:
+            flat = z.flatten(-2).reshape(-1, bank.shape[1]).float()  # (Q, F)
+            idx = torch.cdist(flat, bank, p=1).topk(kk, dim=1, largest=False).indices  # (Q, k)
+            return values[idx].mean(1).reshape(*z.shape[:-2], -1)  # (..., P)
+
+        return knn_readout
     w, bias, mu, sd = (t.to(wm.device) for t in ridge_fit(lat, target, lam))
 
     def readout(z: Tensor) -> Tensor:
@@ -110,7 +127,13 @@ def _proprio_readout_for(wm: Any, agent_cfg: dict[str, Any]) -> Callable[[Tensor
             f"agent.proprio_weight > 0 fits a latent -> proprio readout on the world model's training data, "
             f"but {data!r} does not exist; set agent.proprio_data=<trajectories.h5>"
         )
-    return fit_proprio_readout(wm, str(data), int(agent_cfg.get("probe_frames", 3000)))
+    return fit_proprio_readout(
+        wm,
+        str(data),
+        int(agent_cfg.get("probe_frames", 3000)),
+        kind=str(agent_cfg.get("proprio_readout", "ridge")),
+        k=int(agent_cfg.get("proprio_knn", 5)),
+    )
 
 
 def _lookahead(sub: SubgoalConfig, planner_cfg: dict[str, Any], frameskip: int) -> float:
