@@ -52,23 +52,29 @@ def build_planner(
         raise ValueError(f"planner config {cfg.get('_target_')}: {exc.__cause__ or exc}") from None
 
 
-def fit_latent_readout(
-    wm: Any, env: Any, data_path: str, max_frames: int = 3000, lam: float = 1.0
-) -> Callable[[Tensor], Tensor]:
-    """Ridge readout from the world model's normalised latents to the env's task coords, fitted on frames of
-    the training split of ``data_path``: returns latents (..., N, D) -> coords (..., K)."""
-    from worldmodel.eval.probes import load_probe_frames, ridge_fit, ridge_predict
+def _ridge_readout(lat: Tensor, target: Tensor, lam: float, device: torch.device) -> Callable[[Tensor], Tensor]:
+    """Fit ridge from flattened latents (M, N*D) to targets (M, K); returns latents (..., N, D) -> (..., K)."""
+    from worldmodel.eval.probes import ridge_fit, ridge_predict
 
-    frames = load_probe_frames(data_path, "train", max_frames)
-    lat = wm.encode(frames["pixels"])["latents"].flatten(1).cpu()  # (M, N*D)
-    coords = torch.as_tensor(env.state_to_task_coords(frames["states"].double().numpy()))  # (M, K)
-    w, bias, mu, sd = ridge_fit(lat, coords, lam)
-    w, bias, mu, sd = (t.to(wm.device) for t in (w, bias, mu, sd))  # float64, as ridge_predict computes
+    w, bias, mu, sd = (t.to(device) for t in ridge_fit(lat, target, lam))  # float64, as ridge_predict computes
 
     def readout(z: Tensor) -> Tensor:
         return ridge_predict(z.flatten(-2), w, bias, mu, sd).float()  # (..., K)
 
     return readout
+
+
+def fit_latent_readout(
+    wm: Any, env: Any, data_path: str, max_frames: int = 3000, lam: float = 1.0
+) -> Callable[[Tensor], Tensor]:
+    """Ridge readout from the world model's normalised latents to the env's task coords, fitted on frames of
+    the training split of ``data_path``: returns latents (..., N, D) -> coords (..., K)."""
+    from worldmodel.eval.probes import load_probe_frames
+
+    frames = load_probe_frames(data_path, "train", max_frames)
+    lat = wm.encode(frames["pixels"])["latents"].flatten(1).cpu()  # (M, N*D)
+    coords = torch.as_tensor(env.state_to_task_coords(frames["states"].double().numpy()))  # (M, K)
+    return _ridge_readout(lat, coords, lam, wm.device)
 
 
 def fit_proprio_readout(
@@ -80,7 +86,7 @@ def fit_proprio_readout(
     proprio a goal image shows, so predicted proprio can be compared with it. ``kind``: "ridge" (linear) or
     "knn" (mean proprio of the k nearest frames in latent L1; sharper where the latents are not linear in
     proprio, e.g. Reacher's joint angles)."""
-    from worldmodel.eval.probes import load_probe_frames, ridge_fit, ridge_predict
+    from worldmodel.eval.probes import load_probe_frames
 
     if kind not in ("ridge", "knn"):
         raise ValueError(f"agent.proprio_readout must be 'ridge' or 'knn', got {kind!r}")
@@ -92,7 +98,7 @@ def fit_proprio_readout(
             "agent.proprio_weight > 0 needs a world model trained with proprio (model.use_proprio=true)"
         )
     frames = load_probe_frames(data_path, "train", max_frames)
-    if frames["proprio"] is None or frames["proprio"].shape[-1] != wm.proprio_dim:
+    if frames["proprio"].shape[-1] != wm.proprio_dim:
         raise ValueError(f"{data_path} has no proprio of dim {wm.proprio_dim}; use the world model's training data")
     lat = wm.encode(frames["pixels"])["latents"].flatten(1).cpu()  # (M, N*D)
     target = wm.normalize_proprio(frames["proprio"].to(wm.device)).cpu()  # (M, P)
@@ -106,12 +112,7 @@ def fit_proprio_readout(
             return values[idx].mean(1).reshape(*z.shape[:-2], -1)  # (..., P)
 
         return knn_readout
-    w, bias, mu, sd = (t.to(wm.device) for t in ridge_fit(lat, target, lam))
-
-    def readout(z: Tensor) -> Tensor:
-        return ridge_predict(z.flatten(-2), w, bias, mu, sd).float()  # (..., P)
-
-    return readout
+    return _ridge_readout(lat, target, lam, wm.device)
 
 
 def _proprio_readout_for(wm: Any, agent_cfg: dict[str, Any]) -> Callable[[Tensor], Tensor] | None:

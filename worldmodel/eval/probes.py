@@ -314,8 +314,8 @@ def probe_encoder(
 def load_probe_frames(
     path: str, split: str, max_frames: int | None = None, seed: int = 0, val_fraction: float = 0.1
 ) -> dict[str, Any]:
-    """Frames of a ClipDataset split: pixels (M, 3, H, W) uint8, states (M, Ds), proprio (M, P) or None,
-    episodes (M,), meta."""
+    """Frames of a ClipDataset split: pixels (M, 3, H, W) uint8, states (M, Ds), proprio (M, P), episodes (M,),
+    meta."""
     from worldmodel.data import ClipDataset
 
     # clip_len=2 and frame 0 of each clip: every frame except each episode's last (clip_len=1 has no actions)
@@ -327,7 +327,7 @@ def load_probe_frames(
     return {
         "pixels": torch.stack([it["pixels"][0] for it in items]),
         "states": torch.stack([it["state"][0] for it in items]),
-        "proprio": torch.stack([it["proprio"][0] for it in items]) if items and "proprio" in items[0] else None,
+        "proprio": torch.stack([it["proprio"][0] for it in items]),
         "episodes": torch.stack([it["episode"] for it in items]),
         "meta": ds.meta,
     }

@@ -101,6 +101,7 @@ def rollout_error(
         )
     }
     mean_norm = wm.normalize_latents(wm.latent_mean).cpu()  # (N, D) zeros when latents are standardised
+    prop_errors = _ProprioErrors(wm, data_path, horizon) if wm.proprio_dim > 0 and win["proprio"].numel() else None
     for i in range(0, len(keep), batch_size):
         sel = torch.from_numpy(keep[i : i + batch_size])
         z = win["latents"][sel]  # (b, C+H, N, D)
@@ -120,9 +121,11 @@ def rollout_error(
             sums[name] += (guess - true).abs().mean((-1, -2)).sum(0).double()
             raw = wm.denormalize_latents(guess.to(wm.device)).cpu() - wm.denormalize_latents(true.to(wm.device)).cpu()
             sums[f"{name}_raw"] += raw.abs().mean((-1, -2)).sum(0).double()
+        if prop_errors is not None and p is not None:
+            prop_errors.add(out, z[:, context:], p[:, context - 1 :])
     per = {k: (v / len(keep)).tolist() for k, v in sums.items()}
-    if wm.proprio_dim > 0 and win["proprio"].numel():
-        per.update(_proprio_errors(wm, data_path, win, keep, context, horizon, batch_size))
+    if prop_errors is not None:
+        per.update(prop_errors.result(len(keep)))
     ratio = [m / c if c > 0 else float("nan") for m, c in zip(per["model"], per["copy_last"])]
     return {
         "data_path": str(data_path),
@@ -139,44 +142,42 @@ def rollout_error(
     }
 
 
-@torch.no_grad()
-def _proprio_errors(
-    wm: WorldModel,
-    data_path: str | Path,
-    win: dict[str, Tensor],
-    keep: np.ndarray,
-    context: int,
-    horizon: int,
-    batch_size: int,
-    readout_frames: int = 1500,
-) -> dict[str, list[float]]:
-    """Per-step, per-dimension mean |error| in raw proprio units (name -> [H][P]) of the predictor's proprio head, of a
-    linear proprio readout of its imagined latents (ridge fitted on training frames), of the same readout of the
-    true latents (its floor: one frame does not show velocity), and of copy-last.
+class _ProprioErrors:
+    """Per-step, per-dimension mean |error| in raw proprio units (name -> [H][P]) of the predictor's proprio head,
+    of a linear proprio readout of its imagined latents (ridge fitted on training frames), of the same readout of
+    the true latents (its floor: one frame does not show velocity), and of copy-last.
 
     The two model rows answer what a planner can trust: the readout row is how far the imagined *images* are
-    from the truth in the robot's own units, the head row how far the imagined proprio is."""
-    from worldmodel.eval.evaluate import fit_proprio_readout
+    from the truth in the robot's own units, the head row how far the imagined proprio is. Accumulated from the
+    rollouts rollout_error already runs."""
 
-    readout = fit_proprio_readout(wm, str(data_path), readout_frames)  # latents -> normalised proprio
-    std = wm.proprio_std.cpu()  # (P,)
-    names = ("proprio_head", "proprio_readout", "proprio_readout_true", "proprio_copy_last")
-    sums = {k: torch.zeros(horizon, wm.proprio_dim, dtype=torch.float64) for k in names}  # (H, P) each
-    for i in range(0, len(keep), batch_size):
-        sel = torch.from_numpy(keep[i : i + batch_size])
-        # (b, C+H, N, D), (b, C+H-1, A), (b, C+H, P)
-        z, a, p = win["latents"][sel], win["actions"][sel], win["proprio"][sel]
-        out = wm.rollout(z[:, :context], a[:, context - 1 :], p[:, :context], action_history=a[:, : context - 1])
-        true = p[:, context:]  # (b, H, P) normalised
+    NAMES = ("proprio_head", "proprio_readout", "proprio_readout_true", "proprio_copy_last")
+
+    def __init__(self, wm: WorldModel, data_path: str | Path, horizon: int, readout_frames: int = 1500) -> None:
+        from worldmodel.eval.evaluate import fit_proprio_readout
+
+        self.readout = fit_proprio_readout(wm, str(data_path), readout_frames)  # latents -> normalised proprio
+        self.std = wm.proprio_std.cpu()  # (P,)
+        self.sums = {k: torch.zeros(horizon, wm.proprio_dim, dtype=torch.float64) for k in self.NAMES}  # (H, P)
+
+    @torch.no_grad()
+    def add(self, out: dict[str, Tensor | None], true_latents: Tensor, prop: Tensor) -> None:
+        """One batch: rollout output, true future latents (b, H, N, D), proprio from the last context frame on
+        (b, 1+H, P) normalised."""
+        assert out["proprio"] is not None
+        true = prop[:, 1:]  # (b, H, P)
         guesses = {
             "proprio_head": out["proprio"].cpu(),
-            "proprio_readout": readout(out["latents"]).cpu(),
-            "proprio_readout_true": readout(z[:, context:]).cpu(),  # the readout's own floor (e.g. velocity)
-            "proprio_copy_last": p[:, context - 1 : context].expand_as(true),
+            "proprio_readout": self.readout(out["latents"]).cpu(),
+            "proprio_readout_true": self.readout(true_latents).cpu(),
+            "proprio_copy_last": prop[:, :1].expand_as(true),
         }
         for name, guess in guesses.items():
-            sums[name] += ((guess - true) * std).abs().sum(0).double()  # (H, P) raw units
-    return {k: (v / len(keep)).tolist() for k, v in sums.items()}  # name -> [H][P]
+            self.sums[name] += ((guess - true) * self.std).abs().sum(0).double()  # (H, P) raw units
+
+    def result(self, windows: int) -> dict[str, list[list[float]]]:
+        """Mean over the windows seen."""
+        return {k: (v / windows).tolist() for k, v in self.sums.items()}
 
 
 def format_table(result: dict[str, Any]) -> str:

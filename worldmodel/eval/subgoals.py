@@ -55,7 +55,7 @@ def pairwise_distance(x: Tensor, y: Tensor, metric: str) -> Tensor:
 
 def load_graph_frames(path: str, max_frames: int, val_fraction: float = 0.1, split_seed: int = 0) -> dict[str, Any]:
     """Every ``stride``-th frame of the training split (same split as ClipDataset): pixels (M, 3, H, W) uint8,
-    states (M, Ds), proprio (M, P) or None, episodes (M,), times (M,), stride."""
+    states (M, Ds), proprio (M, P), episodes (M,), times (M,), stride."""
     from worldmodel.data.clips import split_episodes
     from worldmodel.data.reader import TrajectoryFile
 
@@ -68,13 +68,10 @@ def load_graph_frames(path: str, max_frames: int, val_fraction: float = 0.1, spl
             stride += 1  # each episode rounds its own count up
         columns: dict[str, list[np.ndarray]] = {"pixels": [], "state": [], "proprio": []}
         episodes, times = [], []
-        has_proprio = "proprio" in tf._file()
         for ep, n in zip(train, lengths):
             s = int(tf.episode_starts[ep])
             t = np.arange(0, int(n), stride)
             for key in columns:
-                if key == "proprio" and not has_proprio:
-                    continue
                 columns[key].append(tf.read(key, s, s + int(n))[t])
             episodes.append(np.full(len(t), ep))
             times.append(t)
@@ -83,7 +80,7 @@ def load_graph_frames(path: str, max_frames: int, val_fraction: float = 0.1, spl
     return {
         "pixels": torch.from_numpy(np.concatenate(columns["pixels"])).permute(0, 3, 1, 2).contiguous(),
         "states": torch.from_numpy(np.concatenate(columns["state"])),
-        "proprio": torch.from_numpy(np.concatenate(columns["proprio"])).float() if has_proprio else None,
+        "proprio": torch.from_numpy(np.concatenate(columns["proprio"])).float(),
         "episodes": np.concatenate(episodes),
         "times": np.concatenate(times),
         "stride": stride,
