@@ -594,3 +594,23 @@ def test_evaluate_with_subgoals(dataset: str, tmp_path: Path, monkeypatch: pytes
     assert len(asked) == 2 and 2 <= asked[0] <= 60  # the oracle consulted a 60-frame graph at both steps
     with pytest.raises(FileNotFoundError, match="agent.subgoals.data"):
         evaluate(eval_cfg(tmp_path / "off", {"enabled": True}), progress=False)
+
+
+def test_evaluate_refuses_bad_agent_settings_before_running(tmp_path: Path) -> None:
+    """An unknown agent.subgoals key or proprio_readout value is a ValueError before any episode runs."""
+    from worldmodel.eval.evaluate import evaluate
+
+    base = {
+        "env": {"id": ENV, "kwargs": {"image_size": 32}},
+        "planner": {"_target_": "planners.cem.CEMPlanner", "horizon": 2, "num_samples": 4, "iterations": 1,
+                    "num_elites": 2},
+        "methods": ["random"],
+        "episodes": 1,
+        "eval": {"max_steps": 1, "num_envs": 1, "video_episodes": 0},
+        "out_dir": str(tmp_path / "out"),
+    }
+    with pytest.raises(ValueError, match="unknown agent.subgoals keys \\['bogus'\\]"):
+        evaluate({**base, "agent": {"subgoals": {"bogus": 1}}}, progress=False)
+    with pytest.raises(ValueError, match="proprio_readout must be 'ridge' or 'knn'"):
+        evaluate({**base, "agent": {"proprio_readout": "mlp"}}, progress=False)
+    assert not list((tmp_path / "out").glob("episodes_*"))  # nothing ran, nothing written

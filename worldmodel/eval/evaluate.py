@@ -137,6 +137,15 @@ def _proprio_readout_for(wm: Any, agent_cfg: dict[str, Any]) -> Callable[[Tensor
     )
 
 
+def _subgoal_config(raw: dict[str, Any]) -> SubgoalConfig:
+    """agent.subgoals as a SubgoalConfig; an unknown key is a ValueError that lists the known ones."""
+    known = set(SubgoalConfig.__dataclass_fields__)
+    unknown = sorted(set(raw) - known)
+    if unknown:
+        raise ValueError(f"unknown agent.subgoals keys {unknown}; known keys: {sorted(known)}")
+    return SubgoalConfig(**raw)
+
+
 def _lookahead(sub: SubgoalConfig, planner_cfg: dict[str, Any], frameskip: int) -> float:
     """Env steps from the current node to the subgoal: the configured value, or the planner's reach."""
     return float(sub.lookahead) if sub.lookahead is not None else float(int(planner_cfg["horizon"]) * frameskip)
@@ -240,7 +249,9 @@ def evaluate(cfg: dict[str, Any], progress: bool = True) -> dict[str, Any]:
         raise ValueError(f"goals.source must be 'env' or 'dataset', got {goals.get('source')!r}")
     settings = EvalSettings(**cfg.get("eval", {}))
     agent_cfg = cfg.get("agent", {}) or {}
-    subgoal_cfg = SubgoalConfig(**(agent_cfg.get("subgoals") or {}))
+    subgoal_cfg = _subgoal_config(agent_cfg.get("subgoals") or {})
+    if str(agent_cfg.get("proprio_readout", "ridge")) not in ("ridge", "knn"):
+        raise ValueError(f"agent.proprio_readout must be 'ridge' or 'knn', got {agent_cfg.get('proprio_readout')!r}")
     planner_cfg = dict(cfg["planner"])
 
     import gymnasium
