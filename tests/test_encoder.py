@@ -5,7 +5,15 @@ from __future__ import annotations
 import pytest
 import torch
 
-from worldmodel.models.jepa import JEPA, JEPAConfig, epps_pulley, motion_weights, sigreg_loss
+from worldmodel.models.jepa import (
+    JEPA,
+    JEPAConfig,
+    centre_cells,
+    epps_pulley,
+    motion_weights,
+    pooled_cells,
+    sigreg_loss,
+)
 from worldmodel.models.masks import (
     MaskSampler,
     MaskSpec,
@@ -133,6 +141,35 @@ def test_sigreg_mode_has_no_teacher_and_grads() -> None:
     assert out.sigreg > 0
     out.loss.backward()
     assert model.encoder.patch_embed.weight.grad is not None
+
+
+def test_pooled_cells_match_pool_tokens_and_centring_removes_place() -> None:
+    tok = torch.randn(3, 2 * 4 * 4, 8)  # (B, T'*H'*W', D)
+    cells = pooled_cells(tok, (2, 4, 4), 2)  # (B, T', 4, D)
+    assert cells.shape == (3, 2, 4, 8)
+    torch.testing.assert_close(cells[:, 1], pool_tokens(tok.view(3, 2, 16, 8)[:, 1], (2, 2)))
+    # a per-cell offset (what position embeddings alone add) disappears after centring
+    shifted = cells + torch.randn(1, 1, 4, 8) * 10
+    torch.testing.assert_close(centre_cells(shifted), centre_cells(cells), atol=1e-4, rtol=1e-4)
+    assert centre_cells(cells).shape == (3 * 2 * 4, 8)
+
+
+def test_sigreg_pool_term_adds_a_full_clip_gradient_without_moving_targets() -> None:
+    cfg = dict(pred_dim=16, pred_depth=1, pred_heads=2, teacher="sigreg", sigreg_slices=16)
+    masks = MaskSampler(default_vjepa_specs(), (2, 4, 4), min_context=2)(4, torch.Generator().manual_seed(0))
+    x = clip(4)
+    outs = {}
+    for pool in (0, 2):
+        torch.manual_seed(0)
+        model = JEPA(VideoViT(SMALL), JEPAConfig(**cfg, sigreg_pool=pool))
+        outs[pool] = model(x, masks, torch.Generator().manual_seed(0))
+        outs[pool].loss.backward()
+        assert model.encoder.patch_embed.weight.grad is not None
+    # same prediction loss (targets are still stop-grad full-clip tokens); the pooled term only adds to SIGReg
+    torch.testing.assert_close(outs[0].pred_loss, outs[2].pred_loss)
+    assert outs[2].sigreg > outs[0].sigreg
+    with pytest.raises(ValueError, match="sigreg_pool"):
+        JEPA(VideoViT(SMALL), JEPAConfig(**{**cfg, "teacher": "ema"}, sigreg_pool=2))
 
 
 def test_epps_pulley_separates_gaussian_from_collapse() -> None:

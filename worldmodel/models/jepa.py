@@ -37,6 +37,7 @@ class JEPAConfig:
     sigreg_t_max: float = 3.0
     sigreg_max_samples: int = 2048
     sigreg_target: str = "stopgrad"  # "stopgrad" | "online"
+    sigreg_pool: int = 0  # g > 0: SIGReg also on full-clip tokens pooled to g x g cells per tubelet step
 
     @classmethod
     def from_dict(cls, d: Mapping[str, Any]) -> JEPAConfig:
@@ -118,6 +119,25 @@ def motion_weights(pixels: Tensor, grid: tuple[int, int, int], strength: float) 
     return 1.0 + strength * pooled / (pooled.mean(1, keepdim=True) + 1e-6)
 
 
+def pooled_cells(tokens: Tensor, grid: tuple[int, int, int], g: int) -> Tensor:
+    """Average each tubelet step's tokens over a g x g grid: (B, N, D) with N = T'*H'*W' -> (B, T', g*g, D)."""
+    t, hh, ww = grid
+    b, _, d = tokens.shape
+    x = tokens.reshape(b * t, hh, ww, d).permute(0, 3, 1, 2)  # (B*T', D, H', W')
+    x = F.adaptive_avg_pool2d(x, (g, g))  # (B*T', D, g, g)
+    return x.flatten(2).transpose(1, 2).reshape(b, t, g * g, d)
+
+
+def centre_cells(cells: Tensor) -> Tensor:
+    """Samples for SIGReg from pooled cells (B, T', C, D): each cell minus its batch mean -> (B*T'*C, D).
+
+    Centring per cell removes what the cell's place alone explains (its positional embedding), so the
+    statistic sees only how a region's pooled features vary with the scene, which is what a planner compares.
+    """
+    c = cells.float() - cells.float().mean(dim=(0, 1), keepdim=True)  # (B, T', C, D)
+    return c.reshape(-1, c.shape[-1])
+
+
 @dataclass
 class JEPAOutput:
     """Loss terms and the detached full-clip tokens of the exported encoder (for collapse diagnostics)."""
@@ -137,6 +157,10 @@ class JEPA(nn.Module):
             raise ValueError(f"unknown teacher {cfg.teacher!r}")
         if cfg.sigreg_target not in ("stopgrad", "online"):
             raise ValueError(f"unknown sigreg_target {cfg.sigreg_target!r}")
+        if cfg.sigreg_pool < 0 or (cfg.sigreg_pool > 0 and cfg.teacher != "sigreg"):
+            raise ValueError(
+                f"model.sigreg_pool={cfg.sigreg_pool} needs teacher=sigreg and a grid side >= 0 (0 turns it off)"
+            )
         self.cfg = cfg
         self.encoder = encoder
         self.predictor = Predictor(encoder.dim, cfg.pred_dim, cfg.pred_depth, cfg.pred_heads, cfg.pred_mlp_ratio)
@@ -159,11 +183,11 @@ class JEPA(nn.Module):
         torch._foreach_lerp_(tp, op, 1.0 - momentum)
 
     def _targets(self, pixels: Tensor) -> Tensor:
-        """Full-clip target tokens (B, N, D); gradient only for sigreg_target='online'."""
+        """Full-clip target tokens (B, N, D); gradient for sigreg_target='online' or sigreg_pool > 0."""
         if self.target_encoder is not None:
             with torch.no_grad():
                 return self.target_encoder(pixels)
-        if self.cfg.sigreg_target == "online":
+        if self.cfg.sigreg_target == "online" or self.cfg.sigreg_pool > 0:
             return self.encoder(pixels)
         with torch.no_grad():
             return self.encoder(pixels)
@@ -181,7 +205,8 @@ class JEPA(nn.Module):
         SIGReg's statistic sees the context embeddings of the whole global batch.
         """
         grid = self.encoder.cfg.grid(pixels.shape[1], pixels.shape[-1])
-        raw = self._targets(pixels)  # (B, N, D)
+        full = self._targets(pixels)  # (B, N, D); carries gradient only when a loss term needs it
+        raw = full if self.cfg.sigreg_target == "online" else full.detach()  # prediction targets
         h = F.layer_norm(raw, (raw.shape[-1],)) if self.cfg.target_layernorm else raw
         weights = motion_weights(pixels, grid, self.cfg.motion_weight) if self.cfg.motion_weight > 0 else None
         pred_losses, ctx_embs = [], []
@@ -205,6 +230,12 @@ class JEPA(nn.Module):
                 sel = torch.randperm(zc.shape[0], generator=g)[: self.cfg.sigreg_max_samples].to(zc.device)
                 zc = zc[sel]
             sig = sigreg_loss(zc, self.cfg.sigreg_slices, g, self.cfg.sigreg_knots, self.cfg.sigreg_t_max)
+            if self.cfg.sigreg_pool > 0:
+                cells = pooled_cells(full, grid, self.cfg.sigreg_pool)  # (B, T', g*g, D)
+                cells = gather(cells) if gather is not None else cells  # (B_global, T', g*g, D)
+                sig = sig + sigreg_loss(
+                    centre_cells(cells), self.cfg.sigreg_slices, g, self.cfg.sigreg_knots, self.cfg.sigreg_t_max
+                )
             lam = self.cfg.sigreg_weight
             loss = (1.0 - lam) * pred_loss + lam * sig
         return JEPAOutput(loss=loss, pred_loss=pred_loss.detach(), sigreg=sig.detach(), tokens=raw.detach())
