@@ -77,6 +77,12 @@ def fit_latent_readout(
     return _ridge_readout(lat, coords, lam, wm.device)
 
 
+def _check_readout_kind(kind: str) -> None:
+    """agent.proprio_readout must name a readout fit_proprio_readout knows."""
+    if kind not in ("ridge", "knn"):
+        raise ValueError(f"agent.proprio_readout must be 'ridge' or 'knn', got {kind!r}")
+
+
 def fit_proprio_readout(
     wm: Any, data_path: str, max_frames: int = 3000, lam: float = 1.0, kind: str = "ridge", k: int = 5
 ) -> Callable[[Tensor], Tensor]:
@@ -88,8 +94,7 @@ def fit_proprio_readout(
     proprio, e.g. Reacher's joint angles)."""
     from worldmodel.eval.probes import load_probe_frames
 
-    if kind not in ("ridge", "knn"):
-        raise ValueError(f"agent.proprio_readout must be 'ridge' or 'knn', got {kind!r}")
+    _check_readout_kind(kind)
     if k < 1:
         raise ValueError(f"agent.proprio_knn={k} must be >= 1")
 
@@ -250,8 +255,7 @@ def evaluate(cfg: dict[str, Any], progress: bool = True) -> dict[str, Any]:
     settings = EvalSettings(**cfg.get("eval", {}))
     agent_cfg = cfg.get("agent", {}) or {}
     subgoal_cfg = _subgoal_config(agent_cfg.get("subgoals") or {})
-    if str(agent_cfg.get("proprio_readout", "ridge")) not in ("ridge", "knn"):
-        raise ValueError(f"agent.proprio_readout must be 'ridge' or 'knn', got {agent_cfg.get('proprio_readout')!r}")
+    _check_readout_kind(str(agent_cfg.get("proprio_readout", "ridge")))  # before anything runs
     planner_cfg = dict(cfg["planner"])
 
     import gymnasium
