@@ -97,3 +97,13 @@ def test_failing_stage_is_reported_with_its_log(tmp_path: Path) -> None:
     res = run_pipeline(tmp_path, "predictor.pool=9x9")
     assert res.returncode != 0
     assert "stage predictor_world_model failed" in res.stderr and "stage.log" in res.stderr
+
+
+@pytest.mark.parametrize("bad", ["++evaluate.agent.proprio_readout=knnn", "++evaluate.agent.subgoals.lookahed=3"])
+def test_bad_agent_setting_is_refused_before_any_stage(tmp_path: Path, bad: str) -> None:
+    root = tmp_path / "root"
+    res = run_pipeline(root, bad)
+    assert res.returncode == 2
+    assert "agent." in res.stderr and ("knnn" in res.stderr or "lookahed" in res.stderr)
+    stages = [p.name for p in root.iterdir() if p.name != "hydra"] if root.exists() else []
+    assert stages == []  # nothing collected or trained for a run that could not finish

@@ -228,8 +228,10 @@ def build_stages(cfg: dict[str, Any]) -> dict[str, Stage]:
 
 def run_pipeline(cfg: dict[str, Any], log: Any = print) -> dict[str, Any]:
     """Run every stage in order and write root/report.md; returns the timing and paths."""
+    from worldmodel.eval.evaluate import check_agent_config
     from worldmodel.eval.report import write_report
 
+    check_agent_config(cfg.get("evaluate", {}).get("agent") or {})  # a typo fails now, not after training
     root = Path(cfg["root"]).resolve()
     root.mkdir(parents=True, exist_ok=True)
     python = cfg.get("python") or sys.executable

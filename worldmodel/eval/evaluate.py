@@ -83,6 +83,16 @@ def _check_readout_kind(kind: str) -> None:
         raise ValueError(f"agent.proprio_readout must be 'ridge' or 'knn', got {kind!r}")
 
 
+def check_agent_config(agent_cfg: dict[str, Any]) -> None:
+    """Refuse agent settings evaluate() cannot use (readout kind, subgoal keys) before any work starts.
+
+    Public so that the pipeline can run it before its training stages: a typo then costs seconds, not the
+    ~20 minutes of stages that run before evaluation.
+    """
+    _subgoal_config(agent_cfg.get("subgoals") or {})
+    _check_readout_kind(str(agent_cfg.get("proprio_readout", "ridge")))
+
+
 def fit_proprio_readout(
     wm: Any, data_path: str, max_frames: int = 3000, lam: float = 1.0, kind: str = "ridge", k: int = 5
 ) -> Callable[[Tensor], Tensor]:
@@ -254,8 +264,8 @@ def evaluate(cfg: dict[str, Any], progress: bool = True) -> dict[str, Any]:
         raise ValueError(f"goals.source must be 'env' or 'dataset', got {goals.get('source')!r}")
     settings = EvalSettings(**cfg.get("eval", {}))
     agent_cfg = cfg.get("agent", {}) or {}
+    check_agent_config(agent_cfg)  # before anything runs
     subgoal_cfg = _subgoal_config(agent_cfg.get("subgoals") or {})
-    _check_readout_kind(str(agent_cfg.get("proprio_readout", "ridge")))  # before anything runs
     planner_cfg = dict(cfg["planner"])
 
     import gymnasium
