@@ -38,7 +38,7 @@ else
   "$VPY" -m pip install -q -c constraints.txt -e ".[dev,bench]"
 fi
 
-# 3. Find a headless OpenGL backend that really renders, and record it for worldmodel.rendering.
+# 3. Find a headless OpenGL backend that really renders, and record it for envs.rendering.
 backend=""
 for gl in ${MUJOCO_GL:-egl osmesa}; do
   if MUJOCO_GL=$gl PYOPENGL_PLATFORM=$gl "$VPY" - <<'PYEOF' >/dev/null 2>&1

@@ -5,12 +5,12 @@
 API beyond gymnasium (get_state, set_state, goals, metrics) lives on ``env.unwrapped``.
 
 Rendering is headless: importing this package picks MuJoCo's offscreen backend (the user's MUJOCO_GL,
-else the one setup.sh verified, else EGL) via worldmodel.rendering, so import it before mujoco.
+else the one setup.sh verified, else EGL) via envs.rendering, so import it before mujoco.
 """
 
 from __future__ import annotations
 
-from worldmodel.rendering import configure_headless
+from envs.rendering import configure_headless
 
 configure_headless()
 

@@ -6,6 +6,7 @@ A cost function maps actions (B, S, H, A) to costs (B, S); lower is better.
 
 from __future__ import annotations
 
+import math
 from abc import ABC, abstractmethod
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
@@ -22,8 +23,8 @@ class PlanResult:
     """Outcome of one planning call; every tensor stays on the planner's device (no host copies).
 
     Fields:
-        actions: (B, H, A) the sequence to execute (best evaluated sample for CEM/iCEM/GD, weighted mean
-            for MPPI).
+        actions: (B, H, A) the sequence to execute: the lowest-cost sequence evaluated (a sample, an injected
+            mean, or the final mean when `inject_mean` is on; the best restart for GD).
         mean: (B, H, A) final centre of the search distribution; the right thing to shift for a warm start.
         best_cost: (B,) lowest finite cost seen among evaluated samples (+inf when none was finite).
         cost_history: (B, I) best sample cost at each iteration.
@@ -81,6 +82,9 @@ class Planner(ABC):
         action_dim: A, only needed when bounds are scalars.
         device: device for all planner tensors; None follows the device of `action_low`.
     """
+
+    needs_gradients: bool = False
+    """True for planners that differentiate the cost w.r.t. the actions (they cannot plan through a simulator)."""
 
     def __init__(
         self,
@@ -149,6 +153,27 @@ class Planner(ABC):
         """Standard normal noise from the planner's own generator on its device."""
         return torch.randn(*shape, generator=self.generator, device=self.device)
 
+    def candidates_around(
+        self, mean: Tensor, std: Tensor, noise: Tensor, iteration: int, scale_levels: int, inject_mean: bool
+    ) -> Tensor:
+        """Clipped candidates (B, S, H, A) = mean (B, H, A) + std (B, H, A) x noise (B, S, H, A); at iteration 0
+        sample s's noise is scaled by 2^-(s mod scale_levels); with inject_mean the last candidate is the mean."""
+        s = noise.shape[1]
+        if iteration == 0 and scale_levels > 1:
+            noise = noise * scale_ladder(s, scale_levels, self.device)[None, :, None, None]
+        samples = self.clip(mean[:, None] + std[:, None] * noise)  # (B, S, H, A)
+        if inject_mean:
+            samples = torch.cat([samples[:, : s - 1], self.clip(mean)[:, None]], dim=1)  # (B, S, H, A)
+        return samples
+
+    def best_of_mean(self, cost_fn: CostFn, mean: Tensor, best_cost: Tensor, best_actions: Tensor
+                     ) -> tuple[Tensor, Tensor]:
+        """Evaluate the final mean (B, H, A) as one extra candidate; return the updated best cost and actions."""
+        clipped = self.clip(mean)  # (B, H, A)
+        cost = self.evaluate(cost_fn, clipped[:, None])  # (B, 1)
+        best_cost, best_actions, _ = track_best(best_cost, best_actions, cost, clipped[:, None])
+        return best_cost, best_actions
+
     def evaluate(self, cost_fn: CostFn, actions: Tensor) -> Tensor:
         """Call cost_fn on (B, S, H, A) and return sanitised (B, S) float costs."""
         costs = cost_fn(actions)
@@ -160,6 +185,27 @@ class Planner(ABC):
     @abstractmethod
     def plan(self, cost_fn: CostFn, batch_size: int, initial_mean: Tensor | None = None) -> PlanResult:
         """Optimise (B, H, A) action sequences for B environments in one batched computation."""
+
+
+def rank_weights(k: int, kind: str, device: torch.device) -> Tensor:
+    """Weights (K,) summing to 1 for the K best samples, best first: "equal" or "log" (CMA-ES log-rank)."""
+    if kind == "equal":
+        return torch.full((k,), 1.0 / k, device=device)
+    w = math.log(k + 0.5) - torch.log(torch.arange(1, k + 1, device=device, dtype=torch.float32))  # (K,)
+    return w / w.sum()
+
+
+def scale_ladder(num: int, levels: int, device: torch.device) -> Tensor:
+    """Std multipliers (num,) for a first-iteration scale search: sample s gets 2^-(s mod levels)."""
+    k = torch.arange(num, device=device) % max(levels, 1)  # (S,)
+    return torch.pow(2.0, -k.float())
+
+
+def check_choice(name: str, value: str, choices: tuple[str, ...]) -> str:
+    """Return `value` if it is one of `choices`, else raise a ValueError naming the option."""
+    if value not in choices:
+        raise ValueError(f"{name} must be one of {choices}, got {value!r}")
+    return value
 
 
 def track_best(

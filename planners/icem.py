@@ -48,10 +48,12 @@ def colored_noise(
 class ICEMPlanner(CEMPlanner):
     """Improved CEM: coloured (power-law) noise, shrinking population, retained elites and mean injection.
 
-    Args (beyond CEMPlanner's):
+    Args (beyond CEMPlanner's, which also gives iCEM its scale search, rank weights and step-based std):
         noise_beta: exponent beta of the 1/f^beta noise spectrum along the horizon (0 white, 2 Brownian-like).
         population_decay: gamma ≥ 1; iteration i draws max(num_samples · gamma^-i, 2·num_elites) samples.
-    Defaults follow the paper: elite_retention 0.3, inject_mean True, momentum 0.1. Bounds by clipping.
+    Class defaults follow the paper (elite_retention 0.3, inject_mean True, momentum 0.1, beta 2, decay 1.25);
+    the shipped configs/planner/icem.yaml turns momentum and population decay off and uses beta 0.5 (measured
+    in scripts/bench_planner_quality.py). Bounds by clipping.
     """
 
     def __init__(
@@ -61,23 +63,27 @@ class ICEMPlanner(CEMPlanner):
         horizon: int,
         num_samples: int = 300,
         iterations: int = 10,
-        num_elites: int | float = 30,
+        num_elites: int | float = 0.1,
         init_std: float = 0.5,
         mean_momentum: float = 0.1,
         std_momentum: float = 0.1,
-        min_std: float = 0.02,
+        min_std: float = 0.001,
         elite_retention: float = 0.3,
         inject_mean: bool = True,
         noise_beta: float = 2.0,
         population_decay: float = 1.25,
+        elite_weights: str = "log",
+        std_update: str = "step",
+        scale_levels: int = 6,
         seed: int = 0,
         action_dim: int | None = None,
         device: torch.device | str | None = None,
     ) -> None:
         """Validate and store iCEM settings."""
         super().__init__(action_low, action_high, horizon, num_samples, iterations, num_elites, init_std,
-                         mean_momentum, std_momentum, min_std, elite_retention, inject_mean, seed,
-                         action_dim, device)
+                         mean_momentum, std_momentum, min_std, elite_retention, inject_mean,
+                         elite_weights=elite_weights, std_update=std_update, scale_levels=scale_levels,
+                         seed=seed, action_dim=action_dim, device=device)
         if population_decay < 1.0:
             raise ValueError("population_decay must be >= 1")
         self.noise_beta = float(noise_beta)

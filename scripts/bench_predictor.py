@@ -53,10 +53,11 @@ def main(argv: list[str] | None = None) -> None:
     from hydra import compose, initialize_config_dir
 
     from worldmodel.data import ClipDataset
-    from worldmodel.data.embed_cache import encode_frames, ensure_cache
+    from worldmodel.data.embed_cache import ensure_cache
+    from worldmodel.models.pooling import encode_frames
     from worldmodel.models.predictor import ActionConditionedPredictor
     from worldmodel.models.vit import load_encoder
-    from worldmodel.training.pretrain import config_to_dict, param_groups, resolve_device
+    from worldmodel.training.loop import config_to_dict, param_groups, resolve_device
     from worldmodel.training.train_predictor import (
         build_datasets,
         build_predictor_config,

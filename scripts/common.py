@@ -14,8 +14,8 @@ USER_ERRORS: tuple[type[BaseException], ...] = (ValueError, FileNotFoundError, F
 
 
 def setup_headless() -> None:
-    """Pick a headless OpenGL backend before mujoco is imported (see worldmodel.rendering)."""
-    from worldmodel.rendering import configure_headless
+    """Pick a headless OpenGL backend before mujoco is imported (see envs.rendering)."""
+    from envs.rendering import configure_headless
 
     configure_headless()
 
@@ -46,7 +46,7 @@ def run_training(train: Callable[..., dict[str, Any]], plain: dict[str, Any], dr
 
     import torch
 
-    from worldmodel.training.checkpoint import CheckpointError
+    from worldmodel.checkpoint import CheckpointError
     from worldmodel.training.distributed import cleanup, is_main
 
     if plain.get("threads"):

@@ -21,8 +21,8 @@ from omegaconf import DictConfig, OmegaConf  # noqa: E402
 @user_errors_exit
 def main(cfg: DictConfig) -> None:
     """Evaluate and print the results table (a sharded process that did not merge says where its shard is)."""
+    from worldmodel.checkpoint import CheckpointError
     from worldmodel.eval.evaluate import evaluate, format_table
-    from worldmodel.training.checkpoint import CheckpointError
 
     try:
         summary = evaluate(OmegaConf.to_container(cfg, resolve=True))  # type: ignore[arg-type]

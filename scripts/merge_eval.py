@@ -19,7 +19,8 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("out_dir", help="evaluation folder holding episodes_<method>.shard<i>of<n>.jsonl files")
     parser.add_argument("--shards", type=int, default=None, help="shard count (default: from the file names)")
     args = parser.parse_args(argv)
-    from worldmodel.eval.evaluate import format_table, merge_shards
+    from worldmodel.eval.shard import merge_shards
+    from worldmodel.eval.summary import format_table
 
     summary = merge_shards(args.out_dir, args.shards)
     print(format_table(summary))

@@ -19,7 +19,8 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from scripts.common import run_training, user_errors_exit  # noqa: E402
 from worldmodel.training.distributed import hydra_worker_overrides  # noqa: E402
-from worldmodel.training.pretrain import config_to_dict, pretrain  # noqa: E402
+from worldmodel.training.loop import config_to_dict  # noqa: E402
+from worldmodel.training.pretrain import pretrain  # noqa: E402
 
 
 @hydra.main(config_path="../configs", config_name="pretrain", version_base="1.3")

@@ -34,8 +34,8 @@ def main(argv: list[str] | None = None) -> None:
 
     import torch
 
+    from worldmodel.checkpoint import CheckpointError
     from worldmodel.eval.rollout_error import format_table, rollout_error, write_report
-    from worldmodel.training.checkpoint import CheckpointError
     from worldmodel.world_model import WorldModel
 
     torch.set_num_threads(max(1, min(torch.get_num_threads(), 4)))

@@ -20,7 +20,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from scripts.common import run_training, user_errors_exit  # noqa: E402
 from worldmodel.training.distributed import hydra_worker_overrides  # noqa: E402
-from worldmodel.training.pretrain import config_to_dict  # noqa: E402
+from worldmodel.training.loop import config_to_dict  # noqa: E402
 from worldmodel.training.train_predictor import train_predictor  # noqa: E402
 
 

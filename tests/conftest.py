@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from worldmodel.rendering import configure_headless
+from envs.rendering import configure_headless
 
 configure_headless()
 

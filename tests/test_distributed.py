@@ -24,10 +24,11 @@ from test_pretrain import tiny_cfg as pretrain_tiny_cfg
 from test_train_predictor import inputs  # noqa: F401  (module fixture: tiny TwoRoom data + a tiny encoder)
 from test_train_predictor import tiny_cfg as predictor_tiny_cfg
 
+from worldmodel.checkpoint import load_checkpoint
 from worldmodel.models.vit import load_encoder
-from worldmodel.training.checkpoint import load_checkpoint
 from worldmodel.training.logger import read_csv_log
-from worldmodel.training.pretrain import StepBatchSampler, config_to_dict, pretrain
+from worldmodel.training.loop import StepBatchSampler, config_to_dict
+from worldmodel.training.pretrain import pretrain
 from worldmodel.training.train_predictor import CKPT_KIND as PRED_KIND
 from worldmodel.training.train_predictor import train_predictor
 from worldmodel.world_model import WorldModel

@@ -11,15 +11,8 @@ import torch
 
 from worldmodel.data import ClipDataset, TrajectoryFile
 from worldmodel.data.collect import CollectConfig, collect
-from worldmodel.data.embed_cache import (
-    EmbeddingCache,
-    LatentClipDataset,
-    encode_frames,
-    ensure_cache,
-    num_pooled_tokens,
-    parse_pool,
-    pool_name,
-)
+from worldmodel.data.embed_cache import EmbeddingCache, LatentClipDataset, ensure_cache
+from worldmodel.models.pooling import encode_frames, num_pooled_tokens, parse_pool, pool_name
 from worldmodel.models.vit import EncoderConfig, VideoViT, load_encoder, save_encoder
 
 ENC = EncoderConfig(img_size=32, num_frames=2, tubelet=2, patch=8, dim=32, depth=1, heads=2)
@@ -117,9 +110,6 @@ def test_latent_clips_match_pixel_clips(files: dict[str, Path]) -> None:
 
 
 def test_concatenated_grid_is_the_pooled_grid_as_one_token() -> None:
-    from worldmodel.data.embed_cache import encode_frames
-    from worldmodel.models.vit import EncoderConfig, VideoViT
-
     enc = VideoViT(EncoderConfig(img_size=32, num_frames=2, tubelet=2, patch=8, dim=16, depth=1, heads=2)).eval()
     frames = torch.randint(0, 255, (3, 3, 32, 32), dtype=torch.uint8)
     grid = encode_frames(enc, frames, "2x2")  # (3, 4, 16)

@@ -21,7 +21,8 @@ from worldmodel.models.masks import (
     sample_block_masks,
     select_indices,
 )
-from worldmodel.models.vit import EncoderConfig, VideoViT, load_encoder, pool_tokens, save_encoder
+from worldmodel.models.pooling import pool_tokens
+from worldmodel.models.vit import EncoderConfig, VideoViT, load_encoder, save_encoder
 
 SMALL = EncoderConfig(img_size=32, num_frames=4, tubelet=2, patch=8, dim=32, depth=2, heads=2)
 

@@ -18,6 +18,7 @@ from worldmodel.eval.closed_loop import EvalSettings, run_closed_loop, summarize
 from worldmodel.eval.episodes import EpisodeSpec, env_episode_specs
 from worldmodel.models.predictor import ActionConditionedPredictor, PredictorConfig
 from worldmodel.models.vit import EncoderConfig, VideoViT
+from worldmodel.planning import ActionPenalty, LatentDistance, Objective, ReadoutDistance, Rollout, Target
 from worldmodel.world_model import WorldModel
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -126,6 +127,10 @@ def test_results_from_other_settings_are_refused(tmp_path: Path) -> None:
         )
 
 
+def latent_only() -> Objective:
+    return Objective([(1.0, LatentDistance("l1", "last"))])
+
+
 def tiny_world_model(image_size: int = 32) -> WorldModel:
     torch.manual_seed(0)
     enc = VideoViT(
@@ -169,7 +174,7 @@ def test_latent_planning_agent_runs_batched_with_video(tmp_path: Path) -> None:
             return super().plan(cost_fn, batch_size, initial_mean)
 
     planner = CountingCEM(wm.action_low, wm.action_high, horizon=3, num_samples=8, iterations=2, num_elites=2)
-    agent = LatentPlanningAgent(wm, planner, execute_steps=2, context_frames=2)
+    agent = LatentPlanningAgent(wm, planner, latent_only(), execute_steps=2, context_frames=2)
     specs = env_episode_specs(3, seed=1)
     st = EvalSettings(max_steps=5, num_envs=3, video_episodes=3)
     recs = run_closed_loop(agent, ENV, {"image_size": 32}, specs, st, tmp_path, "world_model", progress=False)
@@ -180,7 +185,7 @@ def test_latent_planning_agent_runs_batched_with_video(tmp_path: Path) -> None:
 
 
 def test_action_cost_adds_the_control_effort_term(tmp_path: Path) -> None:
-    """agent.action_cost adds weight * mean squared action to each candidate's latent goal cost."""
+    """objective.action adds weight * mean squared action to each candidate's latent goal cost."""
     wm = tiny_world_model()
     seen: dict[float, torch.Tensor] = {}
 
@@ -194,19 +199,20 @@ def test_action_cost_adds_the_control_effort_term(tmp_path: Path) -> None:
     st = EvalSettings(max_steps=1, num_envs=2, video_episodes=0)
     for weight in (0.0, 0.5):
         planner = RecordingCEM(wm.action_low, wm.action_high, horizon=3, num_samples=4, iterations=1, num_elites=2)
-        agent = LatentPlanningAgent(wm, planner, action_cost=weight)
+        objective = Objective([(1.0, LatentDistance()), (weight, ActionPenalty())])
+        agent = LatentPlanningAgent(wm, planner, objective)
         run_closed_loop(agent, ENV, {"image_size": 32}, specs, st, tmp_path / str(weight), "wm", progress=False)
     acts = torch.linspace(-1, 1, 2 * 4 * 3 * 2).reshape(2, 4, 3, 2)
     torch.testing.assert_close(seen[0.5] - seen[0.0], 0.5 * acts.pow(2).mean((-1, -2)))
 
 
 def test_probe_readout_cost_plans_in_task_coordinates(tmp_path: Path) -> None:
-    """agent.cost_space=probe: a ridge readout fitted on labelled frames maps latents to task coords, and the
-    agent's cost is the Euclidean distance of the read-out imagined and goal coords."""
+    """objective.probe: a ridge readout fitted on labelled frames maps latents to task coords, and the
+    ReadoutDistance term is the Euclidean distance of the read-out imagined and goal coords."""
     import gymnasium
 
     from worldmodel.data.collect import CollectConfig, collect
-    from worldmodel.eval.evaluate import fit_latent_readout
+    from worldmodel.eval.readouts import fit_latent_readout
 
     data = collect(
         CollectConfig(env_id=ENV, out=str(tmp_path / "d.h5"), episodes=6, episode_length=24, workers=1,
@@ -220,9 +226,10 @@ def test_probe_readout_cost_plans_in_task_coordinates(tmp_path: Path) -> None:
     z = torch.randn(2, 5, 3, 4, 16)  # (B, S, H, N, D)
     assert readout(z).shape == (2, 5, 3, 2) and readout(z).dtype == torch.float32
     planner = CEMPlanner(wm.action_low, wm.action_high, horizon=3, num_samples=8, iterations=2, num_elites=2)
-    agent = LatentPlanningAgent(wm, planner, readout=readout)
+    term = ReadoutDistance(readout, "last")
+    agent = LatentPlanningAgent(wm, planner, Objective([(1.0, term)]))
     goal = torch.randn(2, 4, 16)
-    cost = agent._readout_cost(z, goal)
+    cost = term(Rollout(actions=torch.zeros(2, 5, 3, 2), latents=z), Target(latents=goal))
     torch.testing.assert_close(cost, (readout(z)[..., -1, :] - readout(goal)[:, None]).norm(dim=-1))
     recs = run_closed_loop(agent, ENV, {"image_size": 32}, env_episode_specs(2, seed=1),
                            EvalSettings(max_steps=2, num_envs=2, video_episodes=0), tmp_path, "wm", progress=False)
@@ -280,11 +287,48 @@ def test_evaluate_script_writes_summary_and_plots(tmp_path: Path) -> None:
 
 def test_bad_planner_setting_is_a_value_error() -> None:
     """A wrong planner option reaches the user as the planner's own message (scripts exit 2 on ValueError)."""
-    from worldmodel.eval.evaluate import build_planner
+    from worldmodel.eval.assemble import build_planner
 
     cfg = {"_target_": "planners.mppi.MPPIPlanner", "horizon": 3, "temperature_scale": "rel"}
     with pytest.raises(ValueError, match="temperature_scale must be 'absolute' or 'std'"):
         build_planner(cfg, -torch.ones(2), torch.ones(2), torch.device("cpu"), 0)
-    with pytest.raises(ValueError, match="action_cost"):
-        LatentPlanningAgent(tiny_world_model(), build_planner({"_target_": "planners.cem.CEMPlanner", "horizon": 3},
-                            -torch.ones(2), torch.ones(2), torch.device("cpu"), 0), action_cost=-1.0)
+    with pytest.raises(ValueError, match="weights must be >= 0"):
+        Objective([(1.0, LatentDistance()), (-1.0, ActionPenalty())])
+
+
+def test_oracle_reach_does_not_depend_on_the_last_world_model_loaded() -> None:
+    """The oracle plans planner.horizon x frameskip env steps with a frameskip fixed by the settings: the world
+    models' common one, or oracle.frameskip; world models that disagree need oracle.frameskip."""
+    from worldmodel.eval.assemble import oracle_agent, oracle_frameskip
+
+    assert oracle_frameskip({}, {}) == 1
+    assert oracle_frameskip({}, {"a": 2, "b": 2}) == 2
+    assert oracle_frameskip({"oracle": {"frameskip": 3}}, {"a": 2, "b": 1}) == 3
+    for order in ({"a": 1, "b": 2}, {"b": 2, "a": 1}):
+        with pytest.raises(ValueError, match="set oracle.frameskip"):
+            oracle_frameskip({}, order)
+    with pytest.raises(ValueError, match="oracle.frameskip=0 must be >= 1"):
+        oracle_frameskip({"oracle": {"frameskip": 0}}, {})
+    cfg = {"env": {"id": ENV, "kwargs": {}}, "planner": {"_target_": "planners.cem.CEMPlanner", "horizon": 5},
+           "agent": {"execute_steps": 2}}
+    agent = oracle_agent(cfg, -torch.ones(2), torch.ones(2), frameskip=2, graph_default=None)
+    assert agent.planner.horizon == 10 and agent.execute_steps == 4
+
+
+def test_gradient_planner_for_the_oracle_is_refused_before_running(tmp_path: Path) -> None:
+    """planner=gd cannot plan through the simulator (no gradients): a clear error naming the fix, nothing run."""
+    from worldmodel.eval.evaluate import evaluate
+
+    cfg = {
+        "env": {"id": ENV, "kwargs": {"image_size": 32}},
+        "planner": {"_target_": "planners.gradient.GradientPlanner", "horizon": 2},
+        "methods": ["random", "oracle"],
+        "episodes": 1,
+        "eval": {"max_steps": 1, "num_envs": 1, "video_episodes": 0},
+        "out_dir": str(tmp_path / "out"),
+    }
+    with pytest.raises(ValueError, match=r"GradientPlanner plans with gradients.*methods=\[random\]"):
+        evaluate(cfg, progress=False)
+    assert not (tmp_path / "out").exists()
+    summary = evaluate({**cfg, "methods": ["random"]}, progress=False)
+    assert set(summary["methods"]) == {"random"}

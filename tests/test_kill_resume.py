@@ -39,6 +39,7 @@ from test_collect import _collect_cmd
 from test_evaluate import tiny_world_model
 from test_pretrain import tiny_cfg as pretrain_cfg
 
+from worldmodel.checkpoint import load_checkpoint
 from worldmodel.data.collect import collect, shard_dir_for
 from worldmodel.data.reader import TrajectoryFile
 from worldmodel.eval.evaluate import evaluate
@@ -46,7 +47,6 @@ from worldmodel.models.vit import load_encoder
 from worldmodel.pipeline import flatten_overrides
 from worldmodel.training import pretrain as pretrain_mod
 from worldmodel.training import train_predictor as predictor_mod
-from worldmodel.training.checkpoint import load_checkpoint
 from worldmodel.world_model import WorldModel
 
 inputs = test_train_predictor.inputs  # module fixture: 6 TwoRoom episodes at 32 px and a tiny encoder

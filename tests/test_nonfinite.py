@@ -18,11 +18,12 @@ from test_pretrain import tiny_cfg as pretrain_tiny_cfg
 from test_train_predictor import inputs  # noqa: F401  (module fixture: tiny TwoRoom data + a tiny encoder)
 from test_train_predictor import tiny_cfg as predictor_tiny_cfg
 
+from worldmodel.checkpoint import load_checkpoint
 from worldmodel.models.jepa import JEPA
 from worldmodel.training import train_predictor as tp
-from worldmodel.training.checkpoint import load_checkpoint
 from worldmodel.training.logger import read_csv_log
-from worldmodel.training.pretrain import CKPT_KIND, NonFiniteLossError, pretrain
+from worldmodel.training.loop import NonFiniteLossError
+from worldmodel.training.pretrain import CKPT_KIND, pretrain
 
 
 def poison_call(monkeypatch: pytest.MonkeyPatch, owner: Any, name: str, n: int, poison: Callable[..., Any]) -> None:

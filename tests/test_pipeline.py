@@ -32,6 +32,29 @@ def run_pipeline(root: Path, *extra: str) -> subprocess.CompletedProcess[str]:
                           cwd=ROOT, env=env, capture_output=True, text=True, timeout=900)
 
 
+def test_stage_key_follows_the_config_files_it_composes(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A changed default in a yaml the stage composes (its planner option) gives the stage a new key; a yaml it
+    does not compose (another planner) and argparse scripts' keys do not move."""
+    import shutil
+
+    import worldmodel.pipeline as pl
+
+    configs = tmp_path / "configs"
+    shutil.copytree(ROOT / "configs", configs)
+    monkeypatch.setattr(pl, "CONFIGS", configs)
+    monkeypatch.setattr(pl, "ROOT", tmp_path)
+    up = Stage("collect", "collect.py", ["env=tworoom"], ["data.h5"])
+    ev = Stage("evaluate", "evaluate.py", ["planner=mppi"], ["summary.json"], upstream=[up])
+    probe = Stage("probe", "probe_encoder.py", ["--data", "x"], ["probe.json"], upstream=[up])
+    assert [p.name for p in ev.config_files()] == ["evaluate.yaml", "tworoom.yaml", "latent.yaml", "mppi.yaml"]
+    before = (up.key, ev.key, probe.key)
+    (configs / "planner" / "cem.yaml").write_text((configs / "planner" / "cem.yaml").read_text() + "# note\n")
+    assert (up.key, ev.key, probe.key) == before
+    mppi = configs / "planner" / "mppi.yaml"
+    mppi.write_text(mppi.read_text().replace("temperature: 0.3", "temperature: 0.5"))
+    assert up.key == before[0] and probe.key == before[2] and ev.key != before[1]
+
+
 def test_flatten_overrides() -> None:
     assert flatten_overrides({"train": {"steps": 5, "on": True}, "encoder": "tiny", "m": [1, 2], "x": None}) == [
         "train.steps=5", "train.on=true", "encoder=tiny", "m=[1,2]", "x=null"]
@@ -99,11 +122,15 @@ def test_failing_stage_is_reported_with_its_log(tmp_path: Path) -> None:
     assert "stage predictor_world_model failed" in res.stderr and "stage.log" in res.stderr
 
 
-@pytest.mark.parametrize("bad", ["++evaluate.agent.proprio_readout=knnn", "++evaluate.agent.subgoals.lookahed=3"])
+@pytest.mark.parametrize(
+    "bad", ["++evaluate.objective.proprio.readout=knnn", "++evaluate.agent.subgoals.lookahed=3",
+            "++evaluate.agent.proprio_weight=2"]
+)
 def test_bad_agent_setting_is_refused_before_any_stage(tmp_path: Path, bad: str) -> None:
     root = tmp_path / "root"
     res = run_pipeline(root, bad)
     assert res.returncode == 2
-    assert "agent." in res.stderr and ("knnn" in res.stderr or "lookahed" in res.stderr)
+    named = {"readout=knnn": "knnn", "lookahed": "lookahed", "proprio_weight": "objective.proprio.weight"}
+    assert next(v for k, v in named.items() if k in bad) in res.stderr, res.stderr
     stages = [p.name for p in root.iterdir() if p.name != "hydra"] if root.exists() else []
     assert stages == []  # nothing collected or trained for a run that could not finish

@@ -334,7 +334,7 @@ def test_mppi_std_temperature_is_scale_free() -> None:
     rel = MPPIPlanner(-torch.ones(2), torch.ones(2), horizon=3, temperature=0.5, temperature_scale="std")
     torch.testing.assert_close(rel.weights(costs), rel.weights(100 * costs))
     assert rel.weights(costs)[0, 7] == 0 and torch.allclose(rel.weights(costs).sum(1), torch.ones(3))
-    ab = MPPIPlanner(-torch.ones(2), torch.ones(2), horizon=3, temperature=0.5)
+    ab = MPPIPlanner(-torch.ones(2), torch.ones(2), horizon=3, temperature=0.5, temperature_scale="absolute")
     assert not torch.allclose(ab.weights(costs), ab.weights(100 * costs))
     with pytest.raises(ValueError, match="temperature_scale"):
         MPPIPlanner(-torch.ones(2), torch.ones(2), horizon=3, temperature_scale="relative")
@@ -347,3 +347,87 @@ def test_cem_elites_as_a_fraction_of_samples() -> None:
     assert CEMPlanner(-1.0, 1.0, horizon=3, num_samples=10, num_elites=0.05, action_dim=2).num_elites == 2
     with pytest.raises(ValueError, match="num_elites"):
         CEMPlanner(-1.0, 1.0, horizon=3, num_samples=10, num_elites=2.5, action_dim=2)
+
+
+# ---- properties added with the plan-quality work (planners/problems.py, tests/test_planner_quality.py) ----
+@pytest.mark.parametrize("name", CONFIGS)
+def test_non_finite_costs_are_never_chosen(name: str) -> None:
+    """Samples whose cost is NaN/+inf/-inf never become the answer; the answer's cost is best_cost (finite)."""
+    p0, ref, _ = lq_problem(3, seed=11)
+    base = lq_cost(p0, ref)
+    kinds = torch.tensor([float("nan"), float("inf"), -float("inf")])
+
+    def cost(actions: Tensor) -> Tensor:
+        c = base(actions)  # (B, S)
+        forbidden = actions[..., 0, 0] > 0.0  # (B, S): a half-space that contains the optimum of env 0..2
+        return torch.where(forbidden, kinds[torch.arange(c.shape[1]) % 3], c)
+
+    result = make(name).plan(cost, 3)
+    assert bool((result.actions[:, 0, 0] <= 0.0).all())
+    assert bool(torch.isfinite(result.best_cost).all())
+    torch.testing.assert_close(cost(result.actions[:, None])[:, 0], result.best_cost, rtol=1e-5, atol=1e-6)
+
+
+@pytest.mark.parametrize("name", CONFIGS)
+def test_environments_are_independent(name: str) -> None:
+    """Env 0's plan is bit-identical whatever env 1's cost is (same seed): nothing couples the batch."""
+    p0, ref, _ = lq_problem(2, seed=12)
+    p0_other, ref_other, _ = lq_problem(2, seed=13)
+    first = make(name, seed=3).plan(lq_cost(p0, ref), 2)
+    mixed_p0 = torch.stack([p0[0], p0_other[1]])
+    mixed_ref = torch.stack([ref[0], 5.0 * ref_other[1]])
+
+    def mixed(actions: Tensor) -> Tensor:
+        c = lq_cost(mixed_p0, mixed_ref)(actions)  # (B, S)
+        return torch.stack([c[0], torch.where(c[1] > c[1].median(), float("nan"), c[1])])
+
+    second = make(name, seed=3).plan(mixed, 2)
+    assert torch.equal(first.actions[0], second.actions[0]) and torch.equal(first.best_cost[0], second.best_cost[0])
+    assert not torch.equal(first.actions[1], second.actions[1])
+
+
+@pytest.mark.parametrize("name", CONFIGS)
+def test_answer_is_at_least_as_good_as_the_start(name: str) -> None:
+    """Warm-started at the optimum with the full default budget, no config returns a worse plan."""
+    p0, ref, a_star = lq_problem(2, seed=14)
+    cost = lq_cost(p0, ref)
+    result = make(name).plan(cost, 2, initial_mean=a_star)
+    c_star = cost(a_star[:, None])[:, 0]
+    assert bool((cost(result.actions[:, None])[:, 0] <= c_star * (1 + 1e-5) + 1e-6).all())
+
+
+def test_mppi_elite_temperature_is_scale_free_and_truncated() -> None:
+    """temperature_scale="elite": weights ignore the cost scale, vanish past the K-th sample, and the K-th elite
+    gets exp(-1/temperature) of the best one's weight."""
+    g = torch.Generator().manual_seed(1)
+    costs = torch.rand(2, 40, generator=g)
+    costs[1, 3] = float("nan")
+    planner = MPPIPlanner(-torch.ones(2), torch.ones(2), horizon=3, num_samples=40, num_elites=8, temperature=0.5)
+    w = planner.weights(costs)  # (B, S)
+    torch.testing.assert_close(w, planner.weights(100.0 * costs - 3.0))
+    assert bool(((w > 0).sum(1) == 8).all()) and w[1, 3] == 0
+    ranked = torch.sort(w[0], descending=True).values
+    torch.testing.assert_close(ranked[7] / ranked[0], torch.tensor(float(torch.exp(torch.tensor(-2.0)))))
+    all_nan = planner.weights(torch.full((1, 40), float("nan")))
+    assert torch.equal(all_nan, torch.zeros(1, 40))
+
+
+def test_option_validation() -> None:
+    """Unknown option values fail at construction with the option's name (hydra users see it verbatim)."""
+    from planners.base import rank_weights, scale_ladder
+    from planners.cem import CEMPlanner
+    from planners.gradient import GradientPlanner
+
+    with pytest.raises(ValueError, match="elite_weights"):
+        CEMPlanner(-1.0, 1.0, horizon=3, action_dim=2, elite_weights="linear")
+    with pytest.raises(ValueError, match="std_update"):
+        MPPIPlanner(-1.0, 1.0, horizon=3, action_dim=2, std_update="both")
+    with pytest.raises(ValueError, match="scale_levels"):
+        CEMPlanner(-1.0, 1.0, horizon=3, action_dim=2, scale_levels=0)
+    with pytest.raises(ValueError, match="lr_schedule"):
+        GradientPlanner(-1.0, 1.0, horizon=3, action_dim=2, lr_schedule="step")
+    with pytest.raises(ValueError, match="temperature_scale must be 'absolute' or 'std'"):
+        MPPIPlanner(-1.0, 1.0, horizon=3, action_dim=2, temperature_scale="rel")
+    w = rank_weights(5, "log", torch.device("cpu"))
+    assert torch.isclose(w.sum(), torch.tensor(1.0)) and bool((w[:-1] > w[1:]).all())
+    assert torch.equal(scale_ladder(7, 3, torch.device("cpu")), torch.tensor([1, 0.5, 0.25, 1, 0.5, 0.25, 1.0]))

@@ -11,10 +11,11 @@ import pytest
 import torch
 from torch.utils.data import Dataset
 
+from worldmodel.checkpoint import CheckpointError, load_checkpoint, save_checkpoint
 from worldmodel.models.vit import load_encoder
-from worldmodel.training.checkpoint import CheckpointError, load_checkpoint, save_checkpoint
 from worldmodel.training.logger import ScalarLogger, read_csv_log
-from worldmodel.training.pretrain import CKPT_KIND, StepBatchSampler, pretrain
+from worldmodel.training.loop import StepBatchSampler
+from worldmodel.training.pretrain import CKPT_KIND, pretrain
 from worldmodel.training.schedules import CosineRamp, LinearRamp, WarmupCosine
 
 

@@ -7,15 +7,8 @@ import math
 import pytest
 import torch
 
-from worldmodel.eval.probes import (
-    collapse_stats,
-    distance_rank_correlation,
-    effective_rank,
-    encode_frames,
-    linear_probe,
-    probe_encoder,
-    spearman,
-)
+from worldmodel.eval.probes import distance_rank_correlation, encode_frames, linear_probe, probe_encoder, spearman
+from worldmodel.models.stats import collapse_stats, effective_rank
 from worldmodel.models.vit import EncoderConfig, VideoViT
 
 

@@ -17,6 +17,7 @@ from worldmodel.eval.agents import LatentPlanningAgent, OracleAgent
 from worldmodel.eval.closed_loop import EvalSettings, run_closed_loop
 from worldmodel.eval.episodes import EpisodeSpec, env_episode_specs
 from worldmodel.eval.subgoals import SubgoalConfig, WaypointGraph, load_graph_frames
+from worldmodel.planning import LatentDistance, LatentTargets, Objective, ProprioDistance, Rollout, Target
 
 # Synthetic two-room arena [-1, 1]^2: a wall of half thickness WALL at x = 0, open where |y| < DOOR.
 DOOR, WALL, STEP = 0.3, 0.05, 0.05
@@ -294,8 +295,8 @@ def test_load_graph_frames_never_exceeds_max_frames(dataset: str) -> None:
 
 def test_fit_proprio_readout_predicts_normalised_proprio(dataset: str) -> None:
     """Readout latents (..., N, D) -> normalised proprio (..., 4), float32, R^2 > 0.5 on its training frames."""
-    from worldmodel.eval.evaluate import fit_proprio_readout
     from worldmodel.eval.probes import load_probe_frames
+    from worldmodel.eval.readouts import fit_proprio_readout
 
     wm = tiny_world_model()
     wm.proprio_mean.copy_(torch.tensor([0.3, -0.2, 0.05, 0.0]))
@@ -319,8 +320,8 @@ def test_fit_proprio_readout_predicts_normalised_proprio(dataset: str) -> None:
 
 def test_knn_proprio_readout_returns_neighbour_proprio(dataset: str) -> None:
     """knn readout: with k=1 a training frame's own latents give back its normalised proprio; k averages k frames."""
-    from worldmodel.eval.evaluate import fit_proprio_readout
     from worldmodel.eval.probes import load_probe_frames
+    from worldmodel.eval.readouts import fit_proprio_readout
 
     wm = tiny_world_model()
     frames = load_probe_frames(dataset, "train", 120)
@@ -334,18 +335,20 @@ def test_knn_proprio_readout_returns_neighbour_proprio(dataset: str) -> None:
     d = torch.cdist(lat[:1].flatten(1), lat.flatten(1), p=1)  # (1, M)
     nearest = d.topk(3, largest=False).indices[0]
     torch.testing.assert_close(three(lat[:1])[0], target[nearest].mean(0))
-    with pytest.raises(ValueError, match="ridge' or 'knn"):
+    with pytest.raises(ValueError, match="readout must be one of"):
         fit_proprio_readout(wm, dataset, max_frames=120, kind="mlp")
+
+
+def both(lw: float, pw: float) -> Objective:
+    """Latent (l1, last) x lw + proprio (l1, last) x pw."""
+    return Objective([(lw, LatentDistance("l1", "last")), (pw, ProprioDistance("l1", "last"))])
 
 
 @pytest.mark.parametrize("kind", ["l1", "l2"])
 @pytest.mark.parametrize("steps", ["last", "all"])
 def test_proprio_cost_arithmetic(kind: str, steps: str) -> None:
-    """_proprio_cost: mean |diff| (l1) or mean diff^2 (l2) over P, at the last step or averaged over H."""
-    wm = tiny_world_model()
-    agent = LatentPlanningAgent(
-        wm, tiny_planner(wm), cost_kind=kind, cost_steps=steps, proprio_weight=1.0, proprio_readout=first_latents
-    )
+    """ProprioDistance: mean |diff| (l1) or mean diff^2 (l2) over P, at the last step or averaged over H."""
+    term = ProprioDistance(kind, steps)
     pred, goal = torch.randn(2, 5, 3, 4).double(), torch.randn(2, 4).double()
     p, gl = pred.numpy(), goal.numpy()
     want = np.zeros((2, 5))
@@ -356,13 +359,15 @@ def test_proprio_cost_arithmetic(kind: str, steps: str) -> None:
                 d = [p[b, s, h, k] - gl[b, k] for k in range(4)]
                 per_h.append(sum(abs(v) if kind == "l1" else v * v for v in d) / 4)
             want[b, s] = per_h[-1] if steps == "last" else sum(per_h) / 3
-    np.testing.assert_allclose(agent._proprio_cost(pred, goal).numpy(), want, rtol=1e-12)
+    acts = torch.zeros(2, 5, 3, 2)
+    got = term(Rollout(actions=acts, proprio=pred), Target(proprio=goal))
+    np.testing.assert_allclose(got.numpy(), want, rtol=1e-12)
     with pytest.raises(ValueError, match="predicts proprio"):
-        agent._proprio_cost(None, goal)
+        term(Rollout(actions=acts), Target(proprio=goal))
 
 
 def test_cost_combines_latent_and_proprio_terms(tmp_path: Path) -> None:
-    """Planner cost = latent_weight * latent cost + proprio_weight * proprio cost of the rollout (lw=0: proprio)."""
+    """Planner cost = lw * latent cost + pw * proprio cost of the rollout (lw=0: proprio alone)."""
     wm = tiny_world_model()
     rollout = wm.rollout
     seen: dict[str, Any] = {}
@@ -384,31 +389,33 @@ def test_cost_combines_latent_and_proprio_terms(tmp_path: Path) -> None:
     st = EvalSettings(max_steps=1, num_envs=2, video_episodes=0)
     for lw, pw in ((0.0, 1.0), (2.0, 0.5)):
         planner = RecordingCEM(wm.action_low, wm.action_high, horizon=3, num_samples=4, iterations=1, num_elites=2)
-        agent = LatentPlanningAgent(wm, planner, latent_weight=lw, proprio_weight=pw, proprio_readout=first_latents)
+        agent = LatentPlanningAgent(wm, planner, both(lw, pw), proprio_readout=first_latents)
         run_closed_loop(agent, ENV, {"image_size": 32}, specs, st, tmp_path / f"{lw}", "wm", progress=False)
         pred = seen["pred_of_cost"]
-        goal_prop = first_latents(agent.goal)  # (B, 4)
-        torch.testing.assert_close(agent.goal_proprio, goal_prop)
+        assert agent.targets is not None
+        goal = agent.targets.goal  # (B, N, D) encoded goal images
+        goal_prop = first_latents(goal)  # (B, 4)
+        torch.testing.assert_close(agent.targets(goal).proprio, goal_prop)
         prop_cost = (pred["proprio"][:, :, -1] - goal_prop[:, None]).abs().mean(-1)  # (B, S): l1, last step
         want = pw * prop_cost
         if lw > 0:
-            want = want + lw * wm.goal_cost(pred, agent.goal, kind="l1", steps="last")
+            want = want + lw * (pred["latents"][:, :, -1] - goal[:, None]).abs().mean((-1, -2))
         assert seen["cost"].shape == (2, 4)
         torch.testing.assert_close(seen["cost"], want)
 
 
 def test_agent_constructor_errors() -> None:
-    """Both weights 0, a negative weight, proprio_weight without a readout, or an oracle graph without states."""
+    """Weights all 0 or negative, a proprio term without a readout, or an oracle graph without states."""
     wm = tiny_world_model()
-    for kwargs, match in (
-        ({"latent_weight": 0.0, "proprio_weight": 0.0}, "not both 0"),
-        ({"latent_weight": -1.0}, "must be >= 0"),
-        ({"proprio_weight": -0.5, "proprio_readout": first_latents}, "must be >= 0"),
-        ({"latent_weight": 1.0, "proprio_weight": 1.0}, "needs a proprio readout"),
+    for terms, match in (
+        ([(0.0, LatentDistance()), (0.0, ProprioDistance())], "no term with a positive weight"),
+        ([(-1.0, LatentDistance())], "must be >= 0"),
     ):
         with pytest.raises(ValueError, match=match):
-            LatentPlanningAgent(wm, tiny_planner(wm), **kwargs)
-    LatentPlanningAgent(wm, tiny_planner(wm), latent_weight=0.0, proprio_weight=1.0, proprio_readout=first_latents)
+            Objective(terms)
+    with pytest.raises(ValueError, match="needs a proprio readout"):
+        LatentPlanningAgent(wm, tiny_planner(wm), both(1.0, 1.0))
+    LatentPlanningAgent(wm, tiny_planner(wm), both(0.0, 1.0), proprio_readout=first_latents)
     graph = WaypointGraph(torch.randn(4, 2), np.zeros(4), np.arange(4), "euclidean")
     with pytest.raises(ValueError, match="subgoal_graph and subgoal_states"):
         OracleAgent(tiny_planner(), subgoal_graph=graph)
@@ -429,34 +436,23 @@ class StubGraph:
         return self.answer
 
 
-def test_latent_agent_targets_the_graph_subgoal() -> None:
-    """_target: the goal without a graph, else the subgoal node's latents (goal where direct) and their proprio."""
-    wm = tiny_world_model()
+def test_latent_targets_follow_the_graph_subgoal() -> None:
+    """LatentTargets: the goal without a graph, else the subgoal node's latents (goal where direct) and their
+    proprio; without a readout no proprio."""
     goal, now = torch.randn(2, 4, 16), torch.randn(2, 4, 16)
-    agent = LatentPlanningAgent(wm, tiny_planner(wm), proprio_weight=1.0, proprio_readout=first_latents)
-    agent.goal, agent.goal_proprio = goal, first_latents(goal)
-    target, prop = agent._target(now)
-    assert target is goal and prop is agent.goal_proprio
+    target = LatentTargets(goal, first_latents)(now)
+    assert target.latents is goal
+    torch.testing.assert_close(target.proprio, first_latents(goal))
     graph = StubGraph(torch.randn(7, 64), node=[3, 5], direct=[False, True])
-    agent = LatentPlanningAgent(
-        wm,
-        tiny_planner(wm),
-        proprio_weight=1.0,
-        proprio_readout=first_latents,
-        subgoal_graph=graph,
-        subgoal_lookahead=4.0,
-    )
-    agent.goal, agent.goal_proprio = goal, first_latents(goal)
-    target, prop = agent._target(now)
+    target = LatentTargets(goal, first_latents, graph, lookahead=4.0)(now)
     ((x_now, x_goal, look),) = graph.calls
     torch.testing.assert_close(x_now, now.flatten(1))
     torch.testing.assert_close(x_goal, goal.flatten(1))
     assert look == 4.0
-    torch.testing.assert_close(target[0], graph.features[3].view(4, 16))
-    torch.testing.assert_close(target[1], goal[1])
-    torch.testing.assert_close(prop, first_latents(target))
-    agent.proprio_weight = 0.0
-    assert agent._target(now)[1] is None
+    torch.testing.assert_close(target.latents[0], graph.features[3].view(4, 16))
+    torch.testing.assert_close(target.latents[1], goal[1])
+    torch.testing.assert_close(target.proprio, first_latents(target.latents))
+    assert LatentTargets(goal, None, graph, lookahead=4.0)(now).proprio is None
 
 
 def test_oracle_plans_toward_the_subgoal_state(tmp_path: Path) -> None:
@@ -510,11 +506,12 @@ def test_oracle_plans_toward_the_subgoal_state(tmp_path: Path) -> None:
 
 def test_closed_loop_with_subgoal_graphs(dataset: str, tmp_path: Path) -> None:
     """Latent agent (latent graph + proprio cost) and oracle (task-coord graph) run 2 envs x 2 steps and record."""
-    from worldmodel.eval.evaluate import _latent_graph_for, _state_graph_for, fit_proprio_readout
+    from worldmodel.eval.assemble import latent_graph, state_graph
+    from worldmodel.eval.readouts import fit_proprio_readout
 
     wm = tiny_world_model()
     sub = SubgoalConfig(enabled=True, data=dataset, frames=60)
-    graph = _latent_graph_for(wm, sub)
+    graph = latent_graph(wm, sub)
     assert isinstance(graph, WaypointGraph) and 2 <= graph.num_nodes <= 60
     assert graph.features.shape[1] == 4 * 16
     asked: list[torch.Tensor] = []
@@ -529,7 +526,7 @@ def test_closed_loop_with_subgoal_graphs(dataset: str, tmp_path: Path) -> None:
     agent = LatentPlanningAgent(
         wm,
         tiny_planner(wm),
-        proprio_weight=1.0,
+        both(1.0, 1.0),
         proprio_readout=fit_proprio_readout(wm, dataset, 120),
         subgoal_graph=graph,
         subgoal_lookahead=2.0,
@@ -541,7 +538,7 @@ def test_closed_loop_with_subgoal_graphs(dataset: str, tmp_path: Path) -> None:
     assert len(asked) == 2 and all(d.shape == (2,) for d in asked)  # one subgoal query per replanning step
     assert len((tmp_path / "episodes_wm.jsonl").read_text().splitlines()) == 3
 
-    sgraph, states = _state_graph_for(sub, ENV, {"image_size": 32}, dataset)
+    sgraph, states = state_graph(sub, ENV, {"image_size": 32}, dataset)
     assert states.shape == (sgraph.num_nodes, 6) and sgraph.features.shape == (sgraph.num_nodes, 2)
     oracle = OracleAgent(tiny_planner(), subgoal_graph=sgraph, subgoal_states=states, subgoal_lookahead=2.0)
     recs = run_closed_loop(oracle, ENV, {"image_size": 32}, specs, st, tmp_path, "oracle", progress=False)
@@ -597,7 +594,8 @@ def test_evaluate_with_subgoals(dataset: str, tmp_path: Path, monkeypatch: pytes
 
 
 def test_evaluate_refuses_bad_agent_settings_before_running(tmp_path: Path) -> None:
-    """An unknown agent.subgoals key or proprio_readout value is a ValueError before any episode runs."""
+    """An unknown agent.subgoals key, a bad objective.proprio.readout or a cost setting still under `agent` is a
+    ValueError before any episode runs."""
     from worldmodel.eval.evaluate import evaluate
 
     base = {
@@ -611,6 +609,10 @@ def test_evaluate_refuses_bad_agent_settings_before_running(tmp_path: Path) -> N
     }
     with pytest.raises(ValueError, match="unknown agent.subgoals keys \\['bogus'\\]"):
         evaluate({**base, "agent": {"subgoals": {"bogus": 1}}}, progress=False)
-    with pytest.raises(ValueError, match="proprio_readout must be 'ridge' or 'knn'"):
-        evaluate({**base, "agent": {"proprio_readout": "mlp"}}, progress=False)
+    with pytest.raises(ValueError, match="objective.proprio.readout must be one of"):
+        evaluate({**base, "objective": {"proprio": {"readout": "mlp"}}}, progress=False)
+    with pytest.raises(ValueError, match="agent.proprio_weight -> objective.proprio.weight"):
+        evaluate({**base, "agent": {"proprio_weight": 1.0}}, progress=False)
+    with pytest.raises(ValueError, match="unknown objective keys \\['latnet'\\]"):
+        evaluate({**base, "objective": {"latnet": {"weight": 1.0}}}, progress=False)
     assert not list((tmp_path / "out").glob("episodes_*"))  # nothing ran, nothing written

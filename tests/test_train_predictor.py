@@ -9,11 +9,11 @@ import pytest
 import torch
 from hydra import compose, initialize_config_dir
 
+from worldmodel.checkpoint import CheckpointError
 from worldmodel.data.collect import CollectConfig, collect
 from worldmodel.models.vit import EncoderConfig, VideoViT, save_encoder
-from worldmodel.training.checkpoint import CheckpointError
 from worldmodel.training.logger import read_csv_log
-from worldmodel.training.pretrain import config_to_dict
+from worldmodel.training.loop import config_to_dict
 from worldmodel.training.train_predictor import train_predictor
 from worldmodel.world_model import WorldModel
 

@@ -9,6 +9,7 @@ import numpy as np
 import pytest
 import torch
 
+from worldmodel.checkpoint import CheckpointError
 from worldmodel.data import DatasetMeta, TrajectoryFile, TrajectoryWriter
 from worldmodel.data.clips import split_episodes
 from worldmodel.data.collect import CollectConfig, collect
@@ -16,7 +17,6 @@ from worldmodel.data.schema import SCHEMA_VERSION
 from worldmodel.eval.rollout_error import format_table, rollout_error, write_report
 from worldmodel.models.predictor import ActionConditionedPredictor, PredictorConfig
 from worldmodel.models.vit import EncoderConfig, VideoViT
-from worldmodel.training.checkpoint import CheckpointError
 from worldmodel.world_model import WorldModel, WorldModelError
 
 N, D, A, P, K = 4, 32, 2, 4, 2  # tokens (2x2 pool), latent dim, env action dim, proprio dim, frameskip
@@ -118,32 +118,10 @@ def test_rollout_is_differentiable_in_actions() -> None:
     wm = make_wm()
     acts = torch.zeros(1, 3, 2, K * A, requires_grad=True)
     pred = wm.rollout(torch.randn(1, N, D), acts, torch.randn(1, P))
-    cost = wm.goal_cost(pred, torch.randn(1, N, D), steps="all")  # (1, 3)
+    cost = (pred["latents"] - torch.randn(1, 1, 1, N, D)).abs().mean((-1, -2)).mean(-1)  # (1, 3)
     cost.sum().backward()
     assert acts.grad is not None and acts.grad.abs().sum() > 0
     assert all(p.grad is None for p in wm.encoder.parameters())
-
-
-def test_goal_cost() -> None:
-    wm = make_wm()
-    pred = torch.randn(2, 3, 4, N, D)  # (B, S, H, N, D)
-    goal = pred[:, 1, -1]  # (B, N, D): sample 1 ends exactly at the goal
-    last = wm.goal_cost(pred, goal)
-    assert last.shape == (2, 3) and torch.all(last[:, 1] == 0) and torch.all(last[:, [0, 2]] > 0)
-    allc = wm.goal_cost({"latents": pred}, goal, kind="l2", steps="all")
-    manual = (pred - goal[:, None, None]).pow(2).mean((-1, -2)).mean(-1)
-    torch.testing.assert_close(allc, manual)
-    assert wm.goal_cost(pred[:, 0], goal).shape == (2,)
-    assert wm.goal_cost(pred, goal[0]).shape == (2, 3)  # one goal (N, D) shared by every env
-    with pytest.raises(WorldModelError, match="kind"):
-        wm.goal_cost(pred, goal, kind="cos")
-    # The planner-facing closure maps (B, S, H, A) candidates to (B, S) costs without building a graph.
-    start = {"latents": torch.randn(2, N, D), "proprio": torch.randn(2, P)}
-    fn = wm.cost_fn(start, torch.randn(2, N, D), steps="all")
-    cands = torch.rand(2, 6, 3, K * A) * 2 - 1
-    costs = fn(cands)
-    assert costs.shape == (2, 6) and torch.isfinite(costs).all()
-    torch.testing.assert_close(costs[:, 2], fn(cands[:, 2:3])[:, 0], atol=1e-5, rtol=1e-4)
 
 
 def test_checkpoint_round_trip(tmp_path: Path, data: Path) -> None:

@@ -1,7 +1,9 @@
 """The main job as cached stages: each stage is one of the library's scripts, run in its own folder.
 
-A stage's folder is named after a hash of its script, overrides and upstream stages, so changing a
-setting runs the stage again in a new folder (the old results stay), and an unchanged stage is reused.
+A stage's folder is named after a hash of its script, overrides, the content of the config files it
+composes and its upstream stages, so changing a setting (on the command line or in a yaml) runs the stage
+again in a new folder (the old results stay), and an unchanged stage is reused. Code is not hashed: after
+changing code that a stage runs, delete its folder or give it a new `root`.
 A stage that was interrupted is re-run in the same folder, where the script itself resumes.
 """
 
@@ -19,6 +21,7 @@ from pathlib import Path
 from typing import Any
 
 ROOT = Path(__file__).resolve().parents[1]
+CONFIGS = ROOT / "configs"
 
 
 def flatten_overrides(cfg: dict[str, Any], prefix: str = "") -> list[str]:
@@ -74,9 +77,30 @@ class Stage:
 
     @property
     def key(self) -> str:
-        """Hash of everything that decides this stage's result, including its upstream stages."""
-        blob = json.dumps({"script": self.script, "args": self.args, "up": [u.key for u in self.upstream]})
+        """Hash of everything that decides this stage's result: script, arguments, the content of the config
+        files the script composes (so a changed default in a yaml re-runs the stage), upstream stages."""
+        configs = {str(p.relative_to(ROOT)): hashlib.sha256(p.read_bytes()).hexdigest() for p in self.config_files()}
+        blob = json.dumps(
+            {"script": self.script, "args": self.args, "up": [u.key for u in self.upstream], "configs": configs}
+        )
         return hashlib.sha256(blob.encode()).hexdigest()[:10]
+
+    def config_files(self) -> list[Path]:
+        """The yaml files a Hydra stage composes: its primary config and the options of each config group its
+        defaults list names, as its arguments choose them (``planner=mppi``). Empty for argparse scripts."""
+        import yaml
+
+        main = CONFIGS / f"{Path(self.script).stem}.yaml"
+        if not main.exists():
+            return []
+        defaults = (yaml.safe_load(main.read_text()) or {}).get("defaults") or []
+        chosen = {k: str(v) for d in defaults if isinstance(d, dict) for k, v in d.items()}
+        for arg in self.args:
+            key, _, value = arg.lstrip("+").partition("=")
+            if key in chosen:
+                chosen[key] = value
+        options = [CONFIGS / group / f"{option}.yaml" for group, option in sorted(chosen.items())]
+        return [main, *(p for p in options if p.exists())]
 
     def folder(self, root: Path) -> Path:
         """Where this stage runs: root/<name>-<key>."""
@@ -134,7 +158,7 @@ def run_stage(
 
 def build_stages(cfg: dict[str, Any]) -> dict[str, Stage]:
     """The pipeline's stages from its config (see configs/pipeline.yaml), in run order."""
-    env_choice, planner_choice = cfg["env_choice"], cfg["planner_choice"]
+    env_choice = cfg["env_choice"]
     device = cfg.get("device", "auto")
     env_kw = [f"env.kwargs.{k}={v}" for k, v in (cfg.get("env_kwargs") or {}).items()]
     collect = Stage(
@@ -182,37 +206,54 @@ def build_stages(cfg: dict[str, Any]) -> dict[str, Stage]:
             launchable=True,
         )
     if cfg.get("diagnostics", True):
-        stages["probe"] = Stage(
-            "probe",
-            "probe_encoder.py",
-            [
-                "--data",
-                "{collect}/data.h5",
-                "--encoder",
-                "{pretrain}/encoder.pt",
-                "--random",
-                "{pretrain}/encoder_random.pt",
-                "--json",
-                "{stage_dir}/probe.json",
-            ],
-            ["probe.json"],
-            upstream=[collect, pretrain],
+        stages.update(_diagnostic_stages(stages, list(encoders)))
+    stages["evaluate"] = _evaluate_stage(cfg, list(encoders), env_kw, stages)
+    return stages
+
+
+def _diagnostic_stages(stages: dict[str, Stage], encoders: list[str]) -> dict[str, Stage]:
+    """Representation probes of the pretrained encoder and rollout error of each world model."""
+    collect, pretrain = stages["collect"], stages["pretrain"]
+    out: dict[str, Stage] = {}
+    out["probe"] = Stage(
+        "probe",
+        "probe_encoder.py",
+        [
+            "--data",
+            "{collect}/data.h5",
+            "--encoder",
+            "{pretrain}/encoder.pt",
+            "--random",
+            "{pretrain}/encoder_random.pt",
+            "--json",
+            "{stage_dir}/probe.json",
+        ],
+        ["probe.json"],
+        upstream=[collect, pretrain],
+    )
+    for name in encoders:
+        out[f"rollout_error_{name}"] = Stage(
+            f"rollout_error_{name}",
+            "rollout_error.py",
+            [f"{{predictor_{name}}}/world_model.pt", "--out", "{stage_dir}"],
+            ["rollout_error.json"],
+            upstream=[stages[f"predictor_{name}"]],
         )
-        for name in encoders:
-            stages[f"rollout_error_{name}"] = Stage(
-                f"rollout_error_{name}",
-                "rollout_error.py",
-                [f"{{predictor_{name}}}/world_model.pt", "--out", "{stage_dir}"],
-                ["rollout_error.json"],
-                upstream=[stages[f"predictor_{name}"]],
-            )
+    return out
+
+
+def _evaluate_stage(
+    cfg: dict[str, Any], encoders: list[str], env_kw: list[str], stages: dict[str, Stage]
+) -> Stage:
+    """Closed-loop evaluation of every world model beside the random floor and the oracle ceiling."""
+    device = cfg.get("device", "auto")
     wm_args = [f"++world_models.{name}={{predictor_{name}}}/world_model.pt" for name in encoders]
-    stages["evaluate"] = Stage(
+    return Stage(
         "evaluate",
         "evaluate.py",
         [
-            f"env={env_choice}",
-            f"planner={planner_choice}",
+            f"env={cfg['env_choice']}",
+            f"planner={cfg['planner_choice']}",
             *env_kw,
             f"device={device}",
             *wm_args,
@@ -223,15 +264,17 @@ def build_stages(cfg: dict[str, Any]) -> dict[str, Stage]:
         upstream=[stages[f"predictor_{n}"] for n in encoders],
         launchable=True,
     )
-    return stages
 
 
 def run_pipeline(cfg: dict[str, Any], log: Any = print) -> dict[str, Any]:
     """Run every stage in order and write root/report.md; returns the timing and paths."""
-    from worldmodel.eval.evaluate import check_agent_config
+    from worldmodel.eval.assemble import check_agent_config, check_oracle_planner
     from worldmodel.eval.report import write_report
+    from worldmodel.planning.config import compose_objective
 
-    check_agent_config(cfg.get("evaluate", {}).get("agent") or {})  # a typo fails now, not after training
+    ev = cfg.get("evaluate", {}) or {}  # a typo fails now, not after training
+    check_agent_config(ev.get("agent") or {}, compose_objective(ev.get("objective"), ROOT / "configs"))
+    check_oracle_planner(cfg.get("planner") or {}, ev.get("methods"))
     root = Path(cfg["root"]).resolve()
     root.mkdir(parents=True, exist_ok=True)
     python = cfg.get("python") or sys.executable

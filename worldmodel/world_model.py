@@ -4,15 +4,15 @@ Shape letters: B environments/batch, S candidate sequences, T time, T0 history f
 tokens per frame, D latent dim, A actions per predictor step (frameskip * env action dim), P proprio dim.
 
 Latent space: ``encode`` returns *normalised* latents, (z - mean) / std with per-(token, channel) statistics
-of the training set, which is the space the predictor reads and writes, ``rollout`` returns and ``goal_cost``
-compares. ``denormalize_latents`` maps back to raw encoder (pooled) tokens. Actions are passed in environment
-units; the model rescales them with the action bounds (and a frameskip step takes frameskip env actions
-concatenated, as ClipDataset groups them).
+of the training set, which is the space the predictor reads and writes, ``rollout`` returns and the planning
+objective (``worldmodel/planning``) compares. ``denormalize_latents`` maps back to raw encoder (pooled) tokens.
+Actions are passed in environment units; the model rescales them with the action bounds (and a frameskip step
+takes frameskip env actions concatenated, as ClipDataset groups them).
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping
+from collections.abc import Mapping
 from dataclasses import asdict
 from pathlib import Path
 from typing import Any
@@ -20,10 +20,10 @@ from typing import Any
 import torch
 from torch import Tensor, nn
 
-from worldmodel.data.embed_cache import encode_frames, pool_name
+from worldmodel.checkpoint import load_checkpoint, load_state_dict_checked, save_checkpoint
+from worldmodel.models.pooling import encode_frames, pool_name
 from worldmodel.models.predictor import ActionConditionedPredictor, PredictorConfig
 from worldmodel.models.vit import EncoderConfig, VideoViT
-from worldmodel.training.checkpoint import load_checkpoint, load_state_dict_checked, save_checkpoint
 
 WORLD_MODEL_KIND = "worldmodel.world_model/v1"
 
@@ -135,7 +135,7 @@ class WorldModel(nn.Module):
         self, pixels: Tensor, proprio: Tensor | None = None, batch_frames: int = 256
     ) -> dict[str, Tensor | None]:
         """Encode observations: pixels (B, 3, H, W) or (B, T, 3, H, W) uint8 -> {"latents": (B, [T,] N, D),
-        "proprio": (B, [T,] P) normalised, or None}; feed the dict (or its tensors) to rollout/goal_cost."""
+        "proprio": (B, [T,] P) normalised, or None}; feed the dict (or its tensors) to rollout."""
         if pixels.ndim not in (4, 5) or pixels.shape[-3] != 3:
             raise WorldModelError(
                 f"pixels must be (B, 3, H, W) or (B, T, 3, H, W), got {tuple(pixels.shape)}; "
@@ -225,46 +225,6 @@ class WorldModel(nn.Module):
             out_lat = out_lat[:, 0]
             out_prop = None if out_prop is None else out_prop[:, 0]
         return {"latents": out_lat, "proprio": out_prop}
-
-    # ------------------------------------------------------------------------------------ planning cost
-    def goal_cost(
-        self, pred_latents: LatentsLike, goal_latents: LatentsLike, kind: str = "l1", steps: str = "last"
-    ) -> Tensor:
-        """Distance of imagined latents (B, S, H, N, D) [or (B, H, N, D)] to goal latents (B, N, D) or (N, D):
-        (B, S) [or (B,)] costs; kind "l1" (mean |.|) or "l2" (mean square); steps "last" or "all" (H mean)."""
-        pred, goal = _latents_of(pred_latents), _latents_of(goal_latents)
-        if kind not in ("l1", "l2"):
-            raise WorldModelError(f"goal_cost kind must be 'l1' or 'l2', got {kind!r}")
-        if steps not in ("last", "all"):
-            raise WorldModelError(f"goal_cost steps must be 'last' or 'all', got {steps!r}")
-        p = pred if pred.ndim == 5 else pred[:, None]  # (B, S, H, N, D)
-        if p.ndim != 5:
-            raise WorldModelError(f"pred_latents must be (B, S, H, N, D) or (B, H, N, D), got {tuple(pred.shape)}")
-        g = goal.to(p.device)
-        g = g[None] if g.ndim == 2 else g  # (B or 1, N, D)
-        if g.ndim == 4:  # (B, 1, N, D): one goal frame
-            g = g[:, -1]
-        diff = p - g[:, None, None]  # (B, S, H, N, D)
-        per_step = diff.abs().mean((-1, -2)) if kind == "l1" else diff.pow(2).mean((-1, -2))  # (B, S, H)
-        cost = per_step[..., -1] if steps == "last" else per_step.mean(-1)  # (B, S)
-        return cost if pred.ndim == 5 else cost[:, 0]
-
-    def cost_fn(
-        self,
-        start: LatentsLike,
-        goal: LatentsLike,
-        kind: str = "l1",
-        steps: str = "last",
-        action_history: Tensor | None = None,
-    ) -> Callable[[Tensor], Tensor]:
-        """Planner cost function: actions (B, S, H, A) -> (B, S) goal costs of imagined rollouts from `start`."""
-
-        def cost(actions: Tensor) -> Tensor:
-            """Roll out every candidate from the encoded start and score it against the goal."""
-            pred = self.rollout(start, actions, action_history=action_history)
-            return self.goal_cost(pred, goal, kind=kind, steps=steps)
-
-        return cost
 
     # ------------------------------------------------------------------------------------ compatibility
     def check_compatible(

@@ -73,7 +73,7 @@ _WORKER: dict[str, Any] = {}
 
 def _make_env(cfg: CollectConfig) -> Any:
     """Build the environment without gymnasium's time limit (the collector counts steps itself)."""
-    from worldmodel.rendering import configure_headless
+    from envs.rendering import configure_headless
 
     configure_headless()
     import gymnasium

@@ -3,10 +3,11 @@
 Shape letters: F frames in the file, B batch, T time, N latent tokens per frame, D latent dim, A action dim, P
 proprio dim, E episodes.
 
-Per-frame embeddings: every frame is encoded alone with ``VideoViT.embed_image`` (the frame repeated to fill
-one tubelet, as V-JEPA 2-AC does), so each stored latent depends on that frame only. This costs tubelet_t
-times the encoder compute of encoding whole clips, but any single observation (a live camera frame, a goal
-image) maps to the same latent the predictor was trained on.
+Per-frame embeddings: every frame is encoded alone by ``worldmodel.models.pooling.encode_frames`` with
+``VideoViT.embed_image`` (the frame repeated to fill one tubelet, as V-JEPA 2-AC does), so each stored latent
+depends on that frame only. This costs tubelet_t times the encoder compute of encoding whole clips, but any
+single observation (a live camera frame, a goal image) maps to the same latent the predictor was trained on:
+the world model encodes with the same function.
 
 The cache is one HDF5 file written by atomic rename. Its ``key`` attribute records the encoder checkpoint's
 SHA-256, the data file's identity (size, mtime and a hash of its episode index and attributes), the pooling
@@ -30,86 +31,11 @@ from torch import Tensor
 from worldmodel.data.clips import Split, split_episodes
 from worldmodel.data.reader import TrajectoryFile
 from worldmodel.data.schema import DatasetError
-from worldmodel.models.vit import VideoViT, load_encoder, pool_tokens
+from worldmodel.models.pooling import encode_frames, num_pooled_tokens, parse_pool, pool_name, pooled_dim
+from worldmodel.models.vit import VideoViT, load_encoder
 
 CACHE_FORMAT = 1
 """Bumped when the cache layout changes; an older cache is rebuilt."""
-
-
-# --------------------------------------------------------------------------------------------- pooling
-def parse_pool(pool: str | int | None) -> tuple[int, int] | tuple[int, int, str] | None | str:
-    """Validate a pooling spec: "none" -> "none" (patches), "mean" -> None (1 token), "GxG"/G -> (G, G),
-    "GxGcat" -> (G, G, "cat"): the G x G grid concatenated into ONE token of G*G*D channels, which keeps
-    position (unlike the mean) at the predictor cost of one token per frame."""
-    if pool is None or (isinstance(pool, str) and pool.lower() == "mean"):
-        return None
-    if isinstance(pool, str) and pool.lower() in ("none", "patch", "patches"):
-        return "none"
-    if isinstance(pool, int) and not isinstance(pool, bool):
-        return (pool, pool) if pool > 0 else _bad_pool(pool)
-    if isinstance(pool, str) and pool.lower().endswith("cat"):
-        grid = parse_pool(pool[:-3]) if pool[:-3] else None
-        if isinstance(grid, tuple):
-            return grid[0], grid[1], "cat"
-        return _bad_pool(pool)
-    if isinstance(pool, str):
-        parts = pool.lower().split("x")
-        if len(parts) == 2 and all(p.isdigit() and int(p) > 0 for p in parts):
-            return int(parts[0]), int(parts[1])
-        if pool.isdigit() and int(pool) > 0:
-            return int(pool), int(pool)
-    return _bad_pool(pool)
-
-
-def _bad_pool(pool: Any) -> Any:
-    """Raise the one error message for an invalid pooling spec."""
-    raise ValueError(
-        f"pool={pool!r} is not a pooling setting; use 'none' (all patch tokens), 'mean' (one token), "
-        "'GxG' such as '2x2' (average to a G x G grid) or 'GxGcat' such as '2x2cat' (that grid as one token)"
-    )
-
-
-def pool_name(pool: str | int | None) -> str:
-    """Canonical spelling of a pooling spec ("none", "mean" or "GxG"), used in cache keys and checkpoints."""
-    p = parse_pool(pool)
-    if p is None:
-        return "mean"
-    if p == "none":
-        return "none"
-    return f"{p[0]}x{p[1]}" + ("cat" if len(p) == 3 else "")
-
-
-def num_pooled_tokens(pool: str | int | None, patch_grid: tuple[int, int]) -> int:
-    """Latent tokens per frame N after pooling a (H', W') patch grid."""
-    p = parse_pool(pool)
-    if p is None:
-        return 1
-    if p == "none":
-        return patch_grid[0] * patch_grid[1]
-    if p[0] > patch_grid[0] or p[1] > patch_grid[1]:
-        raise ValueError(f"pool grid {p[:2]} is larger than the encoder's patch grid {patch_grid}; pick a smaller grid")
-    return 1 if len(p) == 3 else p[0] * p[1]
-
-
-def pooled_dim(pool: str | int | None, dim: int) -> int:
-    """Channels D of each pooled token: the encoder's dim, or G*G times it for a concatenated grid."""
-    p = parse_pool(pool)
-    return dim * p[0] * p[1] if isinstance(p, tuple) and len(p) == 3 else dim
-
-
-@torch.no_grad()
-def encode_frames(encoder: VideoViT, frames: Tensor, pool: str | int | None) -> Tensor:
-    """Encode single frames with the frozen encoder and pool: (F, 3, H, W) uint8 -> (F, N, D) float32."""
-    if frames.ndim != 4 or frames.shape[1] != 3:
-        raise ValueError(f"expected frames (F, 3, H, W), got {tuple(frames.shape)}")
-    tokens = encoder.embed_image(frames)  # (F, H'*W', D)
-    p = parse_pool(pool)
-    if p == "none":
-        return tokens.float()
-    hw = (frames.shape[2] // encoder.cfg.patch, frames.shape[3] // encoder.cfg.patch)
-    if isinstance(p, tuple) and len(p) == 3:  # concatenated grid: (F, 1, G*G*D)
-        return pool_tokens(tokens, grid=p[:2], hw=hw).float().flatten(1)[:, None]
-    return pool_tokens(tokens, grid=p, hw=hw).float()  # (F, N, D)
 
 
 # --------------------------------------------------------------------------------------------- keys

@@ -74,7 +74,7 @@ class EnvBatch:
     """
 
     def __init__(self, env_id: str, env_kwargs: dict[str, Any], num_envs: int) -> None:
-        from worldmodel.rendering import configure_headless
+        from envs.rendering import configure_headless
 
         configure_headless()
         import gymnasium

@@ -63,15 +63,23 @@ def _rollout_section(name: str, res: dict[str, Any]) -> list[str]:
     return lines
 
 
-def _agent_line(agent: dict[str, Any]) -> str:
+def _agent_line(agent: dict[str, Any], objective: dict[str, Any] | None) -> str:
     """One sentence on what the world model's planner minimises and whether it follows graph subgoals."""
-    parts = [f"latent {agent.get('cost_kind', 'l1')} x {agent.get('latent_weight', 1.0)}"]
-    if float(agent.get("proprio_weight", 0.0) or 0.0) > 0:
+    from worldmodel.planning import ObjectiveConfig
+
+    cfg = ObjectiveConfig.from_dict(objective)
+    parts = [f"latent {cfg.latent.kind} x {cfg.latent.weight:g}"] if cfg.latent.weight > 0 else []
+    if cfg.proprio.weight > 0:
         parts.append(
-            f"imagined-vs-goal proprio x {agent['proprio_weight']} (goal proprio read out from the goal image)"
+            f"imagined-vs-goal proprio x {cfg.proprio.weight:g} (goal proprio read out from the goal image, "
+            f"{cfg.proprio.readout})"
         )
-    steps = "last imagined step" if agent.get("cost_steps", "last") == "last" else "mean over the horizon"
-    line = f"World-model cost: {' + '.join(parts)}, at the {steps}."
+    if cfg.action.weight > 0:
+        parts.append(f"mean squared action x {cfg.action.weight:g}")
+    if cfg.probe.weight > 0:
+        parts.append(f"probe-space task distance x {cfg.probe.weight:g}")
+    steps = "last imagined step" if cfg.latent.steps == "last" else "mean over the horizon"
+    line = f"World-model cost (`objective`): {' + '.join(parts)}, at the {steps}."
     sub = agent.get("subgoals") or {}
     if sub.get("enabled"):
         line += (
@@ -85,7 +93,7 @@ def write_report(
     root: Path, folders: dict[str, Path], timings: dict[str, float], total_s: float, cfg: dict[str, Any]
 ) -> Path:
     """Write root/report.md (atomically) from the stage outputs and return its path."""
-    from worldmodel.eval.evaluate import format_table
+    from worldmodel.eval.summary import format_table
 
     summary = json.loads((folders["evaluate"] / "summary.json").read_text())
     m = summary["methods"]
@@ -115,7 +123,7 @@ def write_report(
         f"{summary['success_threshold']}; device {summary['device']}. `success` is at the episode's end, "
         "`reached` at any step.",
         "",
-        _agent_line(summary.get("agent") or {}),
+        _agent_line(summary.get("agent") or {}, summary.get("objective")),
         "",
         f"![success]({_rel(folders['evaluate'] / 'success.png', root)}) "
         f"![distance]({_rel(folders['evaluate'] / 'distance.png', root)})",

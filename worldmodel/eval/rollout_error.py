@@ -154,7 +154,7 @@ class _ProprioErrors:
     NAMES = ("proprio_head", "proprio_readout", "proprio_readout_true", "proprio_copy_last")
 
     def __init__(self, wm: WorldModel, data_path: str | Path, horizon: int, readout_frames: int = 1500) -> None:
-        from worldmodel.eval.evaluate import fit_proprio_readout
+        from worldmodel.eval.readouts import fit_proprio_readout
 
         self.readout = fit_proprio_readout(wm, str(data_path), readout_frames)  # latents -> normalised proprio
         self.std = wm.proprio_std.cpu()  # (P,)

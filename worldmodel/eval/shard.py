@@ -3,7 +3,7 @@
 A sharded run writes, per shard ``i`` of ``n``, ``episodes_<method>.shard<i>of<n>.jsonl`` (results files with
 the unsharded header plus ``"shard": {"index": i, "count": n}``) and, when the shard has finished every
 method, ``summary.shard<i>of<n>.json``. :func:`collect_shards` checks that all ``n`` shards finished with
-the same settings and together hold every episode exactly once; ``worldmodel.eval.evaluate.merge_shards``
+the same settings and together hold every episode exactly once; :func:`merge_shards`
 then writes the same ``episodes_<method>.jsonl`` / ``summary.json`` / plots an unsharded run writes.
 """
 
@@ -17,7 +17,7 @@ from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
-from worldmodel.eval.closed_loop import Shard, read_results, shard_episodes
+from worldmodel.eval.closed_loop import Shard, read_results, shard_episodes, write_results
 
 SHARD_SUMMARY = re.compile(r"^summary\.shard(\d+)of(\d+)\.json$")
 SHARD_RESULTS = re.compile(r"^episodes_(.+)\.shard(\d+)of(\d+)\.jsonl$")
@@ -155,41 +155,7 @@ def collect_shards(
     headers: dict[str, dict[str, Any]] = {}
     records: dict[str, list[dict[str, Any]]] = {}
     for method in methods:
-        base: dict[str, Any] | None = None
-        recs: list[dict[str, Any]] = []
-        for s in shards:
-            path = out / f"episodes_{method}{s.suffix}.jsonl"
-            try:
-                header, rs = read_results(path)
-            except ValueError as exc:
-                problems.append(str(exc))
-                continue
-            if header is None:
-                todo = "" if base is None else f": episodes {_ranges(_expected(base, s))} not run"
-                problems.append(f"{path.name} missing or empty (shard {s.index} of {n}){todo}")
-                continue
-            if header.get("shard") != s.as_dict():
-                problems.append(f"{path.name}: header says shard {header.get('shard')}, not {s.as_dict()}")
-                continue
-            unsharded = {k: v for k, v in header.items() if k != "shard"}
-            if base is None:
-                base = unsharded
-            elif unsharded != base:
-                diff = sorted(k for k in set(unsharded) | set(base) if unsharded.get(k) != base.get(k))
-                problems.append(f"{path.name} was written with other settings than shard 0 ({', '.join(diff)})")
-                continue
-            expected = _expected(header, s)
-            got = [int(r["episode"]) for r in rs]
-            missing = sorted(set(expected) - set(got))
-            repeated = sorted({e for e in got if got.count(e) > 1})
-            foreign = sorted(set(got) - set(expected))
-            if missing:
-                problems.append(f"{path.name}: episodes {_ranges(missing)} missing (shard {s.index} of {n})")
-            if repeated:
-                problems.append(f"{path.name}: episodes {_ranges(repeated)} repeated")
-            if foreign:
-                problems.append(f"{path.name}: episodes {_ranges(foreign)} belong to another shard")
-            recs += rs
+        base, recs = _method_records(out, method, shards, problems)
         if base is not None:
             headers[method] = base
             records[method] = sorted(recs, key=lambda r: r["episode"])
@@ -197,3 +163,74 @@ def collect_shards(
         raise ValueError(f"cannot merge the {n} shards in {out}:\n  " + "\n  ".join(problems))
     assert context is not None
     return context, headers, records
+
+
+def _method_records(
+    out: Path, method: str, shards: list[Shard], problems: list[str]
+) -> tuple[dict[str, Any] | None, list[dict[str, Any]]]:
+    """One method's unsharded header and records over every shard; what is wrong is added to ``problems``."""
+    base: dict[str, Any] | None = None
+    recs: list[dict[str, Any]] = []
+    for s in shards:
+        path = out / f"episodes_{method}{s.suffix}.jsonl"
+        try:
+            header, rs = read_results(path)
+        except ValueError as exc:
+            problems.append(str(exc))
+            continue
+        if header is None:
+            todo = "" if base is None else f": episodes {_ranges(_expected(base, s))} not run"
+            problems.append(f"{path.name} missing or empty (shard {s.index} of {s.count}){todo}")
+            continue
+        if header.get("shard") != s.as_dict():
+            problems.append(f"{path.name}: header says shard {header.get('shard')}, not {s.as_dict()}")
+            continue
+        unsharded = {k: v for k, v in header.items() if k != "shard"}
+        if base is None:
+            base = unsharded
+        elif unsharded != base:
+            diff = sorted(k for k in set(unsharded) | set(base) if unsharded.get(k) != base.get(k))
+            problems.append(f"{path.name} was written with other settings than shard 0 ({', '.join(diff)})")
+            continue
+        problems += _episode_problems(path.name, _expected(header, s), [int(r["episode"]) for r in rs], s)
+        recs += rs
+    return base, recs
+
+
+def _episode_problems(name: str, expected: list[int], got: list[int], s: Shard) -> list[str]:
+    """Missing, repeated and foreign episodes of one shard's results file."""
+    missing = sorted(set(expected) - set(got))
+    repeated = sorted({e for e in got if got.count(e) > 1})
+    foreign = sorted(set(got) - set(expected))
+    out = []
+    if missing:
+        out.append(f"{name}: episodes {_ranges(missing)} missing (shard {s.index} of {s.count})")
+    if repeated:
+        out.append(f"{name}: episodes {_ranges(repeated)} repeated")
+    if foreign:
+        out.append(f"{name}: episodes {_ranges(foreign)} belong to another shard")
+    return out
+
+
+def merge_shards(out_dir: str | Path, count: int | None = None) -> dict[str, Any]:
+    """Validate the shards in ``out_dir`` and write what the unsharded run writes; returns the summary.
+
+    Raises ValueError (naming missing shards and episodes) and writes nothing when the shards are
+    incomplete or disagree. The merged ``episodes_<method>.jsonl`` carry the unsharded header, so
+    re-running unsharded in ``out_dir`` finds every episode done.
+    """
+    from worldmodel.eval.summary import write_summary
+
+    out = Path(out_dir)
+    n = shard_count(out) if count is None else int(count)
+    context, headers, records = collect_shards(out, n)
+    for method, header in headers.items():
+        path = out / f"episodes_{method}.jsonl"
+        old, _ = read_results(path) if path.exists() else (None, [])
+        if old is not None and old != header:
+            raise ValueError(
+                f"cannot merge the {n} shards in {out}: {path.name} exists with other settings; move it away"
+            )
+    for method, header in headers.items():
+        write_results(out / f"episodes_{method}.jsonl", header, records[method])
+    return write_summary(out, context, records, extra={"shards": n})

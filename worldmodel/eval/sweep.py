@@ -95,7 +95,7 @@ def _flatten(obj: Any, prefix: str) -> dict[str, Any]:
 
 def run_settings(summary: dict[str, Any]) -> dict[str, Any]:
     """The settings of a run that may tell variants apart, flattened to ``eval.max_steps``-style keys."""
-    keys = ("episodes", "settings", "planner", "agent", "env_kwargs", "goals", "device", "world_models")
+    keys = ("episodes", "settings", "planner", "agent", "objective", "env_kwargs", "goals", "device", "world_models")
     flat: dict[str, Any] = {}
     for k in keys:
         if k in summary:

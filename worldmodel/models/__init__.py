@@ -1,1 +1,2 @@
-"""Neural network modules: video ViT encoder, masks, JEPA objectives, action-conditioned predictor."""
+"""Neural network modules: video ViT encoder, masks, JEPA objectives, action-conditioned predictor, token pooling
+and collapse statistics."""

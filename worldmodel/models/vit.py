@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import math
 from collections.abc import Mapping
 from dataclasses import asdict, dataclass, fields
 from pathlib import Path
@@ -11,6 +10,8 @@ from typing import Any
 import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
+
+from worldmodel.checkpoint import load_checkpoint, load_state_dict_checked, save_checkpoint
 
 ENCODER_FORMAT = "worldmodel.encoder/v1"
 
@@ -220,25 +221,8 @@ class VideoViT(nn.Module):
         return self.embed(clip)[:, 0]  # (B, N, D)
 
 
-def pool_tokens(tokens: Tensor, grid: tuple[int, int] | None = (2, 2), hw: tuple[int, int] | None = None) -> Tensor:
-    """Average spatial tokens (..., N, D) to a g x g grid (..., g*g, D), or (..., 1, D) when grid is None."""
-    if grid is None:
-        return tokens.mean(dim=-2, keepdim=True)
-    *lead, n, d = tokens.shape
-    if hw is None:
-        side = math.isqrt(n)
-        if side * side != n:
-            raise ValueError(f"{n} tokens are not a square grid; pass hw")
-        hw = (side, side)
-    x = tokens.reshape(-1, hw[0], hw[1], d).permute(0, 3, 1, 2)  # (B*, D, H', W')
-    x = F.adaptive_avg_pool2d(x, grid)  # (B*, D, g, g)
-    return x.flatten(2).transpose(1, 2).reshape(*lead, grid[0] * grid[1], d)
-
-
 def save_encoder(encoder: VideoViT, path: str | Path, extra: Mapping[str, Any] | None = None) -> Path:
     """Export frozen-encoder weights + config dict atomically (loadable with weights_only=True)."""
-    from worldmodel.training.checkpoint import save_checkpoint
-
     state = {k: v.detach().cpu() for k, v in encoder.state_dict().items()}
     payload = {"config": encoder.cfg.to_dict(), "state_dict": state, "extra": dict(extra or {})}
     return save_checkpoint(path, payload, kind=ENCODER_FORMAT)
@@ -246,8 +230,6 @@ def save_encoder(encoder: VideoViT, path: str | Path, extra: Mapping[str, Any] |
 
 def load_encoder(path: str | Path, device: str | torch.device) -> VideoViT:
     """Load an exported encoder in eval mode with requires_grad False (for frozen downstream use)."""
-    from worldmodel.training.checkpoint import load_checkpoint, load_state_dict_checked
-
     payload = load_checkpoint(path, kind=ENCODER_FORMAT)
     encoder = VideoViT(EncoderConfig.from_dict(payload["config"]))
     load_state_dict_checked(encoder, payload["state_dict"], what=f"encoder {path}")

@@ -1,1 +1,1 @@
-"""Training loops, checkpoints and logging shared by pretraining and predictor training."""
+"""Training: pretraining and predictor loops on one shared step loop (loop.py), DDP plumbing, logging, schedules."""

@@ -1,97 +1,57 @@
-"""V-JEPA pretraining loop as a function: deterministic per-step batches and masks, resumable, exports."""
+"""V-JEPA pretraining as a function: deterministic per-step batches and masks, resumable, exports encoders.
+
+The step loop, resume checkpoint and non-finite stops are worldmodel.training.loop's, shared with the
+predictor's trainer; this module adds the JEPA model, its masks, data, validation and the encoder exports.
+"""
 
 from __future__ import annotations
 
-import math
 import time
-from collections.abc import Callable, Iterator, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from contextlib import nullcontext
 from pathlib import Path
 from typing import Any
 
 import torch
-from torch import nn
-from torch.utils.data import DataLoader, Dataset, Sampler
+from torch.utils.data import DataLoader, Dataset
 
-from worldmodel.eval.probes import collapse_stats
+from worldmodel.checkpoint import load_state_dict_checked
 from worldmodel.models.jepa import JEPA, JEPAConfig, num_params
 from worldmodel.models.masks import MaskSampler, MaskSpec, default_vjepa_specs
+from worldmodel.models.stats import collapse_stats
 from worldmodel.models.vit import EncoderConfig, VideoViT, save_encoder
-from worldmodel.training.checkpoint import (
-    CheckpointError,
-    check_config_match,
-    latest_checkpoint,
-    load_checkpoint,
-    load_state_dict_checked,
-    remove_stale_temp_files,
-    save_checkpoint,
-)
 from worldmodel.training.distributed import (
     DistInfo,
     all_gather_cat,
     all_gather_rows,
     all_reduce_mean,
-    any_rank,
     barrier,
     init_distributed,
     local_batch_size,
-    same_on_all_ranks,
     shard_bounds,
     wrap_ddp,
 )
 from worldmodel.training.logger import ScalarLogger
+from worldmodel.training.loop import (
+    Cadence,
+    RunCheckpoint,
+    StepBatchSampler,
+    guarded_update,
+    make_optimizer,
+    param_groups,
+    run_steps,
+    step_seed,
+)
 from worldmodel.training.schedules import CosineRamp, LinearRamp, WarmupCosine
 
 CKPT_KIND = "worldmodel.pretrain/v1"
-
-
-def step_seed(seed: int, step: int, stream: int = 0) -> int:
-    """Deterministic seed per (run seed, step, stream) so a resumed run redraws identical randomness."""
-    return (seed * 1_000_003 + step * 7919 + stream * 104_729) % (2**62)
-
-
-class StepBatchSampler(Sampler[list[int]]):
-    """Batches for steps [start, total) from permutations seeded by (seed, epoch): resuming is exact.
-
-    `batch_size` is the global batch; with `world_size` > 1 each rank gets its contiguous 1/world share of
-    every step's indices, so the ranks together see exactly the single-process batches.
-    """
-
-    def __init__(
-        self,
-        num_items: int,
-        batch_size: int,
-        seed: int,
-        start_step: int,
-        total_steps: int,
-        rank: int = 0,
-        world_size: int = 1,
-    ) -> None:
-        if num_items < 1:
-            raise ValueError("empty dataset")
-        self.n, self.b, self.seed = num_items, batch_size, seed
-        self.start, self.total = start_step, total_steps
-        self.lo, self.hi = shard_bounds(batch_size, rank, world_size)
-
-    def _perm(self, epoch: int) -> torch.Tensor:
-        """Permutation of item indices for one epoch."""
-        return torch.randperm(self.n, generator=torch.Generator().manual_seed(step_seed(self.seed, epoch, 1)))
-
-    def __iter__(self) -> Iterator[list[int]]:
-        cache: dict[int, torch.Tensor] = {}
-        for step in range(self.start, self.total):
-            pos = torch.arange(step * self.b, (step + 1) * self.b)
-            epochs, offs = pos // self.n, pos % self.n
-            idx = []
-            for e, o in zip(epochs.tolist(), offs.tolist()):
-                if e not in cache:
-                    cache = {k: v for k, v in cache.items() if k >= e - 1}
-                    cache[e] = self._perm(e)
-                idx.append(int(cache[e][o]))
-            yield idx[self.lo : self.hi]
-
-    def __len__(self) -> int:
-        return max(self.total - self.start, 0)
+RESUME_KEYS = ["encoder", "model", "masks"]
+PRETRAIN_HINTS = (
+    "a lower train.lr or a longer train.warmup",
+    "train.grad_clip > 0 (e.g. 1.0)",
+    "checking the data for NaN/inf or corrupt frames",
+    "fp32 instead of bf16 autocast (train.precision=fp32)",
+)
 
 
 def mask_specs_from_config(masks_cfg: Mapping[str, Any], grid: tuple[int, int, int]) -> list[MaskSpec]:
@@ -110,95 +70,11 @@ def mask_specs_from_config(masks_cfg: Mapping[str, Any], grid: tuple[int, int, i
     raise ValueError(f"unknown mask preset {preset!r}")
 
 
-def resolve_device(device: str | torch.device) -> torch.device:
-    """'auto' -> cuda when available else cpu."""
-    if str(device) == "auto":
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    return torch.device(device)
-
-
-class NonFiniteLossError(FloatingPointError):
-    """A NaN/inf loss, gradient norm or parameter stopped training; the last good checkpoint is left untouched."""
-
-
-PRETRAIN_HINTS = (
-    "a lower train.lr or a longer train.warmup",
-    "train.grad_clip > 0 (e.g. 1.0)",
-    "checking the data for NaN/inf or corrupt frames",
-    "fp32 instead of bf16 autocast (train.precision=fp32)",
-)
-
-
-def check_finite(
-    what: str,
-    step: int,
-    values: Mapping[str, float],
-    ckpt: Path,
-    saved_step: int | None,
-    hints: Sequence[str],
-) -> None:
-    """Raise NonFiniteLossError naming the step, the values, the kept checkpoint and fixes, if a value is NaN/inf.
-
-    Call it with values that are identical on every rank (all-reduced losses, synced gradient norms), so that
-    under DDP all ranks stop at the same step instead of some waiting forever in the next collective.
-    """
-    if all(math.isfinite(v) for v in values.values()):
-        return
-    shown = ", ".join(f"{k}={v:.4g}" for k, v in values.items())
-    kept = (
-        f"the last good checkpoint {ckpt} (step {saved_step}) is untouched and a re-run resumes from it"
-        if saved_step is not None
-        else "no checkpoint had been written yet"
-    )
-    raise NonFiniteLossError(
-        f"non-finite {what} at step {step} ({shown}): training stopped; {kept}. Try {'; '.join(hints)}."
-    )
-
-
-def open_resumed_logger(out_dir: Path, ckpt: Path, start: int, dist: DistInfo, tensorboard: bool) -> ScalarLogger:
-    """Check every rank resumes from the same step, then open rank 0's log from it (rows a killed attempt
-    logged after ``start`` are dropped; ``start`` 0 drops all)."""
-    if not same_on_all_ranks(start):
-        raise CheckpointError(
-            f"ranks disagree on the checkpoint to resume from ({ckpt} seen by some only): "
-            "with several nodes, out_dir must be on a filesystem that all of them share"
-        )
-    return ScalarLogger(out_dir, enabled=dist.is_main, resume_step=start, tensorboard=tensorboard)
-
-
-def save_finite_checkpoint(
-    ckpt: Path,
-    state: Callable[[], dict[str, Any]],
-    kind: str,
-    module: nn.Module,
-    step: int,
-    saved_step: int | None,
-    hints: Sequence[str],
-    dist: DistInfo,
-) -> None:
-    """Atomic resume checkpoint by rank 0, only of finite weights (else NonFiniteLossError on every rank,
-    since weights are identical across ranks); the other ranks wait for it."""
-    if not params_finite(module):
-        check_finite("parameters", step, {"params": math.nan}, ckpt, saved_step, hints)
-    if dist.is_main:
-        save_checkpoint(ckpt, state(), kind)
-    barrier()
-
-
-def grad_norm(params: Sequence[nn.Parameter], clip: float) -> torch.Tensor:
-    """Global L2 norm of the gradients (before clipping), clipping them to `clip` when clip > 0."""
-    params = [p for p in params if p.grad is not None]
-    if clip > 0:
-        return nn.utils.clip_grad_norm_(params, clip)
-    if not params:
-        return torch.zeros(())
-    return torch.linalg.vector_norm(torch.stack([torch.linalg.vector_norm(p.grad.detach()) for p in params]))
-
-
-def params_finite(module: nn.Module) -> bool:
-    """Every parameter is finite (checked before a checkpoint is written, so last.pt is never poisoned)."""
-    flags = [torch.isfinite(p.detach()).all() for p in module.parameters()]
-    return bool(torch.stack(flags).all()) if flags else True
+def build_mask_sampler(cfg: Mapping[str, Any], enc_cfg: EncoderConfig) -> MaskSampler:
+    """The mask sampler for clips of data.clip_len frames on this encoder's token grid."""
+    masks_cfg = cfg.get("masks") or {}
+    grid = enc_cfg.grid(int(cfg["data"]["clip_len"]))
+    return MaskSampler(mask_specs_from_config(masks_cfg, grid), grid, int(masks_cfg.get("min_context", 4)))
 
 
 def build_model(cfg: Mapping[str, Any], device: torch.device) -> JEPA:
@@ -207,16 +83,6 @@ def build_model(cfg: Mapping[str, Any], device: torch.device) -> JEPA:
     encoder = VideoViT(EncoderConfig.from_dict(cfg["encoder"]))
     jcfg = JEPAConfig.from_dict({**dict(cfg["encoder"].get("predictor") or {}), **dict(cfg.get("model") or {})})
     return JEPA(encoder, jcfg).to(device)
-
-
-def param_groups(model: nn.Module) -> list[dict[str, Any]]:
-    """AdamW groups: weight decay on matrices, none on biases, norms, positions and mask tokens."""
-    decay, no_decay = [], []
-    for name, p in model.named_parameters():
-        if not p.requires_grad:
-            continue
-        (no_decay if p.ndim < 2 or "pos_table" in name or "mask_token" in name else decay).append(p)
-    return [{"params": decay, "apply_wd": True}, {"params": no_decay, "apply_wd": False, "weight_decay": 0.0}]
 
 
 def build_dataset(data_cfg: Mapping[str, Any], split: str) -> Dataset:
@@ -232,9 +98,6 @@ def build_dataset(data_cfg: Mapping[str, Any], split: str) -> Dataset:
         seed=int(data_cfg.get("split_seed", 0)),
         in_memory=bool(data_cfg.get("in_memory", False)),
     )
-
-
-RESUME_KEYS = ["encoder", "model", "masks"]
 
 
 def _autocast(device: torch.device, precision: str) -> Any:
@@ -262,6 +125,133 @@ def evaluate(
     return {"val/pred_loss": float(out.pred_loss), **{f"val/{k}": v for k, v in stats.items()}}
 
 
+def train_loader(cfg: Mapping[str, Any], train_set: Dataset, start: int, stop: int, dist: DistInfo) -> DataLoader:
+    """This rank's batches of steps [start, stop): its 1/world rows of each step's global batch."""
+    batches = StepBatchSampler(
+        len(train_set),
+        int(cfg["train"]["batch_size"]),
+        int(cfg["train"]["seed"]),
+        start,
+        stop,
+        dist.rank,
+        dist.world_size,
+    )
+    return DataLoader(
+        train_set,
+        batch_sampler=batches,
+        num_workers=int(cfg["data"].get("num_workers", 0)),
+        pin_memory=dist.device.type == "cuda",
+        persistent_workers=False,
+    )
+
+
+def validation_batch(
+    cfg: Mapping[str, Any], val_set: Dataset | None, sampler: MaskSampler, device: torch.device
+) -> tuple[torch.Tensor, list[tuple[torch.Tensor, torch.Tensor]]] | None:
+    """Up to 64 fixed held-out clips and fixed masks (None without held-out episodes): the validation batch."""
+    if val_set is None and cfg["data"].get("path"):
+        try:
+            val_set = build_dataset(cfg["data"], "val")
+        except Exception:  # no held-out episodes: skip validation rather than fail training
+            val_set = None
+    if val_set is None or len(val_set) == 0:
+        return None
+    g = torch.Generator().manual_seed(int(cfg["train"]["seed"]))
+    idx = torch.randperm(len(val_set), generator=g)[: min(len(val_set), 64)].tolist()
+    vp = torch.stack([val_set[i]["pixels"] for i in idx]).to(device)
+    return vp, [(c.to(device), t.to(device)) for c, t in sampler(vp.shape[0], g)]
+
+
+class PretrainSteps:
+    """Pretraining's part of the step loop (see loop.run_steps): the JEPA update, log row, validation, checkpoint."""
+
+    def __init__(
+        self,
+        cfg: Mapping[str, Any],
+        model: JEPA,
+        fwd: torch.nn.Module,
+        opt: torch.optim.Optimizer,
+        lr_s: WarmupCosine,
+        sampler: MaskSampler,
+        ckpt: RunCheckpoint,
+        logger: ScalarLogger,
+        val_batch: tuple[torch.Tensor, list[tuple[torch.Tensor, torch.Tensor]]] | None,
+    ) -> None:
+        tcfg, steps = cfg["train"], int(cfg["train"]["steps"])
+        self.cfg, self.model, self.fwd, self.opt, self.sampler = cfg, model, fwd, opt, sampler
+        self.ckpt, self.logger, self.val_batch, self.validating = ckpt, logger, val_batch, val_batch is not None
+        self.device, self.precision = ckpt.dist.device, str(tcfg.get("precision", "auto"))
+        self.bs, self.seed, self.clip = int(tcfg["batch_size"]), int(tcfg["seed"]), float(tcfg.get("grad_clip", 0.0))
+        self.lo, self.hi = shard_bounds(self.bs, ckpt.dist.rank, ckpt.dist.world_size)  # this rank's mask rows
+        self.lr_s = lr_s
+        self.wd_s = CosineRamp(
+            float(tcfg["weight_decay"]), float(tcfg.get("weight_decay_end", tcfg["weight_decay"])), steps
+        )
+        self.ema_s = LinearRamp(float(tcfg.get("ema_start", 0.998)), float(tcfg.get("ema_end", 1.0)), steps)
+        self.t0, self.seen, self.loss = time.perf_counter(), 0, float("nan")
+
+    def step(self, step: int, batch: Mapping[str, torch.Tensor]) -> dict[str, Any]:
+        """One update on this rank's rows of the step's global batch; returns the scalars and tokens to log."""
+        lr, wd, mom = self.lr_s(step), self.wd_s(step), self.ema_s(step)
+        for group in self.opt.param_groups:
+            group["lr"] = lr
+            if group.get("apply_wd"):
+                group["weight_decay"] = wd
+        g = torch.Generator().manual_seed(step_seed(self.seed, step))
+        pixels = batch["pixels"].to(self.device, non_blocking=True)  # (B/world, T, 3, H, W) uint8
+        # masks for the whole global batch (same draws on every rank), then this rank's rows
+        masks = [
+            (
+                c[self.lo : self.hi].to(self.device, non_blocking=True),
+                t[self.lo : self.hi].to(self.device, non_blocking=True),
+            )
+            for c, t in self.sampler(self.bs, g)
+        ]
+        with _autocast(self.device, self.precision):
+            out = self.fwd(pixels, masks, g, gather=all_gather_rows)  # SIGReg over the global batch
+        terms = all_reduce_mean(torch.stack([out.loss.detach(), out.pred_loss, out.sigreg]).float())
+        loss_val, pred_val, sig_val = terms.tolist()
+        gnorm = guarded_update(
+            self.opt, out.loss, {"loss": loss_val}, self.model.parameters(), self.clip, step, self.ckpt
+        )
+        self.model.update_target(mom)
+        self.seen += self.bs
+        self.loss = loss_val
+        scalars = {"loss": loss_val, "pred_loss": pred_val, "sigreg": sig_val, "lr": lr, "wd": wd, "ema_momentum": mom}
+        return {**scalars, "grad_norm": gnorm, "tokens": out.tokens, "g": g}
+
+    def log(self, done: int, out: dict[str, Any]) -> None:
+        """Log the step's scalars, throughput and the global batch's collapse stats (rank 0)."""
+        tokens = all_gather_cat(out["tokens"].float())  # the global batch's tokens, for collapse stats
+        if self.ckpt.dist.is_main:
+            elapsed = time.perf_counter() - self.t0
+            row = {k: v for k, v in out.items() if k not in ("tokens", "g")}
+            row["clips_per_s"] = self.seen / max(elapsed, 1e-9)
+            self.logger.log(done, {**row, **collapse_stats(tokens, g=out["g"])})
+
+    def validate(self, done: int) -> None:
+        """Log the validation batch's loss and collapse stats."""
+        assert self.val_batch is not None
+        self.logger.log(done, evaluate(self.model, self.val_batch[0], self.val_batch[1], self.device, self.precision))
+
+    def save(self, done: int) -> None:
+        """Resume checkpoint after ``done`` steps (see RunCheckpoint.save)."""
+
+        def state() -> dict[str, Any]:
+            return {
+                "step": done,
+                "model": self.model.state_dict(),
+                "optimizer": self.opt.state_dict(),
+                "config": dict(self.cfg),
+            }
+
+        self.ckpt.save(done, state, self.model)
+
+    def postfix(self, out: dict[str, Any]) -> dict[str, Any]:
+        """The progress bar's figures."""
+        return {"loss": f"{out['loss']:.4f}", "lr": f"{out['lr']:.2e}"}
+
+
 def pretrain(
     cfg: Mapping[str, Any],
     out_dir: str | Path,
@@ -278,196 +268,52 @@ def pretrain(
     """
     out_dir = Path(out_dir)
     dist = init_distributed(device)
-    device = dist.device
     tcfg = cfg["train"]
     steps, bs, seed = int(tcfg["steps"]), int(tcfg["batch_size"]), int(tcfg["seed"])
     local_batch_size(bs, dist.world_size)  # fail early when the global batch does not split evenly
-    precision = str(tcfg.get("precision", "auto"))
-    model = build_model(cfg, device)
+    model = build_model(cfg, dist.device)
     if dist.distributed:  # per-rank stream for anything drawn from the global RNG (dataloader worker seeds)
         torch.manual_seed(step_seed(seed, dist.rank, 2))
-    enc_cfg = model.encoder.cfg
-    grid = enc_cfg.grid(int(cfg["data"]["clip_len"]))
-    sampler = MaskSampler(
-        mask_specs_from_config(cfg.get("masks") or {}, grid),
-        grid,
-        int((cfg.get("masks") or {}).get("min_context", 4)),
-    )
-    if dist.is_main:  # temporary files of saves a kill interrupted (this rank is their only writer)
-        for target in (out_dir / "checkpoints" / "last.pt", out_dir / "encoder.pt", out_dir / "encoder_random.pt"):
-            remove_stale_temp_files(target)
+    sampler = build_mask_sampler(cfg, model.encoder.cfg)
+    ckpt = RunCheckpoint(out_dir, CKPT_KIND, PRETRAIN_HINTS, dist)
+    ckpt.remove_stale_temp_files(out_dir / "encoder.pt", out_dir / "encoder_random.pt")
     if dist.is_main and tcfg.get("export_random", True) and not (out_dir / "encoder_random.pt").exists():
         save_encoder(model.encoder, out_dir / "encoder_random.pt", {"step": 0, "random_init": True, "seed": seed})
-
-    opt = torch.optim.AdamW(
-        param_groups(model),
-        lr=float(tcfg["lr"]),
-        betas=tuple(tcfg.get("betas", (0.9, 0.999))),
-        weight_decay=float(tcfg["weight_decay"]),
-    )
-    lr_s = WarmupCosine(
-        float(tcfg["lr"]),
-        steps,
-        int(tcfg.get("warmup", 0)),
-        float(tcfg.get("lr_start", 0.0)),
-        float(tcfg.get("lr_final", 0.0)),
-    )
-    wd_s = CosineRamp(float(tcfg["weight_decay"]), float(tcfg.get("weight_decay_end", tcfg["weight_decay"])), steps)
-    ema_s = LinearRamp(float(tcfg.get("ema_start", 0.998)), float(tcfg.get("ema_end", 1.0)), steps)
-
-    ckpt_dir = out_dir / "checkpoints"
+    opt, lr_s = make_optimizer(param_groups(model), tcfg, steps)
+    state = ckpt.resume(cfg, RESUME_KEYS)
     start = 0
-    last = latest_checkpoint(ckpt_dir)  # every rank resumes from rank 0's checkpoint (shared out_dir)
-    if last is not None:
-        state = load_checkpoint(last, kind=CKPT_KIND, map_location="cpu")
-        check_config_match(state["config"], dict(cfg), RESUME_KEYS, str(last))
-        check_config_match(state["config"]["train"], dict(tcfg), ["batch_size", "seed"], str(last))
+    if state is not None:
         load_state_dict_checked(model, state["model"], what="JEPA model")
         opt.load_state_dict(state["optimizer"])
         start = int(state["step"])
-    saved_step = start if last is not None else None
-    logger = open_resumed_logger(out_dir, ckpt_dir / "last.pt", start, dist, bool(tcfg.get("tensorboard", True)))
+    logger = ckpt.open_logger(start, bool(tcfg.get("tensorboard", True)))
     fwd = wrap_ddp(model, dist)  # checkpoints hold the un-wrapped model: they move between world sizes
-
-    if train_set is None:
-        train_set = build_dataset(cfg["data"], "train")
-    stop = min(steps, int(tcfg.get("stop_after") or steps))  # stop_after: end early (as if interrupted)
-    batches = StepBatchSampler(len(train_set), bs, seed, start, stop, dist.rank, dist.world_size)
-    lo, hi = shard_bounds(bs, dist.rank, dist.world_size)  # this rank's rows of the global batch's masks
-    workers = int(cfg["data"].get("num_workers", 0))
-    loader = DataLoader(
-        train_set,
-        batch_sampler=batches,
-        num_workers=workers,
-        pin_memory=device.type == "cuda",
-        persistent_workers=False,
+    cadence = Cadence.from_config(tcfg, time_budget=True)
+    loader = train_loader(
+        cfg, build_dataset(cfg["data"], "train") if train_set is None else train_set, start, cadence.stop, dist
     )
-
     val_batch = None
-    eval_every = int(tcfg.get("eval_every", 0))
-    if eval_every > 0 and dist.is_main:
-        if val_set is None and cfg["data"].get("path"):
-            try:
-                val_set = build_dataset(cfg["data"], "val")
-            except Exception:  # no held-out episodes: skip validation rather than fail training
-                val_set = None
-        if val_set is not None and len(val_set) > 0:
-            g = torch.Generator().manual_seed(seed)
-            idx = torch.randperm(len(val_set), generator=g)[: min(len(val_set), 64)].tolist()
-            vp = torch.stack([val_set[i]["pixels"] for i in idx]).to(device)
-            val_batch = (vp, [(c.to(device), t.to(device)) for c, t in sampler(vp.shape[0], g)])
-
+    if cadence.eval_every > 0 and dist.is_main:
+        val_batch = validation_batch(cfg, val_set, sampler, dist.device)
     model.train()
-    log_every, ckpt_every = int(tcfg.get("log_every", 10)), int(tcfg.get("ckpt_every", 200))
-    clip = float(tcfg.get("grad_clip", 0.0))
-    bar = None
-    if progress and dist.is_main:
-        from tqdm import tqdm
-
-        bar = tqdm(total=steps, initial=start, desc="pretrain", dynamic_ncols=True)
-    t0, seen, loss_val = time.perf_counter(), 0, float("nan")
-    hints = PRETRAIN_HINTS
-
-    def save(step_done: int) -> None:
-        """Atomic resume checkpoint of finite weights by rank 0 (see save_finite_checkpoint)."""
-        state = lambda: {  # noqa: E731
-            "step": step_done,
-            "model": model.state_dict(),
-            "optimizer": opt.state_dict(),
-            "config": dict(cfg),
-        }
-        save_finite_checkpoint(ckpt_dir / "last.pt", state, CKPT_KIND, model, step_done, saved_step, hints, dist)
-
-    budget = float(tcfg.get("time_budget_s") or 0.0)  # >0: stop (checkpoint + export) after this many seconds
-    done = start
-    try:
-        for step, batch in zip(range(start, stop), loader):
-            lr, wd, mom = lr_s(step), wd_s(step), ema_s(step)
-            for group in opt.param_groups:
-                group["lr"] = lr
-                if group.get("apply_wd"):
-                    group["weight_decay"] = wd
-            g = torch.Generator().manual_seed(step_seed(seed, step))
-            pixels = batch["pixels"].to(device, non_blocking=True)  # (B/world, T, 3, H, W) uint8
-            # masks for the whole global batch (same draws on every rank), then this rank's rows
-            masks = [
-                (c[lo:hi].to(device, non_blocking=True), t[lo:hi].to(device, non_blocking=True))
-                for c, t in sampler(bs, g)
-            ]
-            with _autocast(device, precision):
-                out = fwd(pixels, masks, g, gather=all_gather_rows)  # SIGReg over the global batch
-            terms = all_reduce_mean(torch.stack([out.loss.detach(), out.pred_loss, out.sigreg]).float())
-            loss_val, pred_val, sig_val = terms.tolist()
-            check_finite("loss", step + 1, {"loss": loss_val}, ckpt_dir / "last.pt", saved_step, hints)
-            opt.zero_grad(set_to_none=True)
-            out.loss.backward()
-            gnorm = float(grad_norm(list(model.parameters()), clip))  # DDP-synced grads: same on every rank
-            check_finite("gradient norm", step + 1, {"grad_norm": gnorm}, ckpt_dir / "last.pt", saved_step, hints)
-            opt.step()
-            model.update_target(mom)
-            seen += bs
-            done = step + 1
-            out_of_time = budget > 0 and any_rank(time.perf_counter() - t0 > budget)
-            last = done == stop or out_of_time
-            if done % log_every == 0 or last:
-                tokens = all_gather_cat(out.tokens.float())  # the global batch's tokens, for collapse stats
-                if dist.is_main:
-                    elapsed = time.perf_counter() - t0
-                    row = {
-                        "loss": loss_val,
-                        "pred_loss": pred_val,
-                        "sigreg": sig_val,
-                        "lr": lr,
-                        "wd": wd,
-                        "ema_momentum": mom,
-                        "grad_norm": gnorm,
-                        "clips_per_s": seen / max(elapsed, 1e-9),
-                        **collapse_stats(tokens, g=g),
-                    }
-                    logger.log(done, row)
-            if val_batch is not None and (done % eval_every == 0 or last):
-                logger.log(done, evaluate(model, val_batch[0], val_batch[1], device, precision))
-            if done % ckpt_every == 0 or last:
-                save(done)
-                saved_step = done
-            if bar is not None:
-                bar.update(1)
-                bar.set_postfix(loss=f"{loss_val:.4f}", lr=f"{lr:.2e}")
-            if out_of_time:
-                break
-    finally:
-        if bar is not None:
-            bar.close()
-        logger.close()
-    final_step = done
+    run = PretrainSteps(cfg, model, fwd, opt, lr_s, sampler, ckpt, logger, val_batch)
+    done = run_steps(run, loader, start, cadence, logger, "pretrain" if progress and dist.is_main else None)
     if steps == 0:
-        save(0)
+        run.save(0)
     exported = model.export_encoder() if str(tcfg.get("export", "target")) == "target" else model.encoder
     path = out_dir / "encoder.pt"
     if dist.is_main:
-        save_encoder(exported, path, {"step": final_step, "random_init": final_step == 0, "seed": seed})
+        save_encoder(exported, path, {"step": done, "random_init": done == 0, "seed": seed})
     barrier()
     return {
         "encoder_path": str(path),
         "random_encoder_path": str(out_dir / "encoder_random.pt"),
-        "steps": final_step,
+        "steps": done,
         "resumed_from": start,
-        "final_loss": loss_val,
+        "final_loss": run.loss,
         "encoder_params": num_params(model.encoder),
         "predictor_params": num_params(model.predictor),
-        "seconds": time.perf_counter() - t0,
+        "seconds": time.perf_counter() - run.t0,
         "world_size": dist.world_size,
         "model": model,
     }
-
-
-def config_to_dict(cfg: Any) -> dict[str, Any]:
-    """Plain, resolved dict from an OmegaConf/Hydra config or a mapping (configs are read, never mutated)."""
-    try:
-        from omegaconf import DictConfig, OmegaConf
-
-        if isinstance(cfg, DictConfig):
-            return OmegaConf.to_container(cfg, resolve=True)  # type: ignore[return-value]
-    except ImportError:
-        pass
-    return dict(cfg)

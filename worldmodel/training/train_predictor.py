@@ -20,17 +20,12 @@ import numpy as np
 import torch
 from torch import Tensor, nn
 
-from worldmodel.data.embed_cache import EmbeddingCache, LatentClipDataset, ensure_cache
+from worldmodel.checkpoint import load_state_dict_checked
+from worldmodel.data.embed_cache import CacheInfo, EmbeddingCache, LatentClipDataset, ensure_cache
 from worldmodel.models.predictor import ActionConditionedPredictor, PredictorConfig
 from worldmodel.models.vit import load_encoder
-from worldmodel.training.checkpoint import (
-    check_config_match,
-    latest_checkpoint,
-    load_checkpoint,
-    load_state_dict_checked,
-    remove_stale_temp_files,
-)
 from worldmodel.training.distributed import (
+    DistInfo,
     all_reduce_mean,
     barrier,
     init_distributed,
@@ -38,13 +33,15 @@ from worldmodel.training.distributed import (
     main_first,
     wrap_ddp,
 )
-from worldmodel.training.pretrain import (
+from worldmodel.training.logger import ScalarLogger
+from worldmodel.training.loop import (
+    Cadence,
+    RunCheckpoint,
     StepBatchSampler,
-    check_finite,
-    grad_norm,
-    open_resumed_logger,
+    guarded_update,
+    make_optimizer,
     param_groups,
-    save_finite_checkpoint,
+    run_steps,
     step_seed,
 )
 from worldmodel.training.schedules import WarmupCosine
@@ -199,57 +196,40 @@ def build_datasets(
     return train, val, info
 
 
-def train_predictor(
-    cfg: Mapping[str, Any], out_dir: str | Path, device: str | torch.device = "cpu", progress: bool = True
-) -> dict[str, Any]:
-    """Train per `cfg` into out_dir (resuming out_dir/checkpoints/last.pt); export out_dir/world_model.pt.
+def run_stats(
+    state: Mapping[str, Any] | None, train_set: LatentClipDataset, cfg: Mapping[str, Any]
+) -> dict[str, Tensor]:
+    """Normalisation statistics: the checkpoint's on resume, else the training set's; latents are left unscaled
+    when model.normalize_latents is false."""
+    stats = state["stats"] if state is not None else latent_stats(train_set)
+    if bool(cfg["model"].get("normalize_latents", True)):
+        return stats
+    zero, one = torch.zeros_like(stats["latent_mean"]), torch.ones_like(stats["latent_std"])
+    return {**stats, "latent_mean": zero, "latent_std": one}
 
-    Under torchrun (WORLD_SIZE > 1) every rank runs this: rank 0 builds the embedding cache first, each rank
-    takes its 1/world rows of every step's global batch (train.batch_size), DDP averages the gradients, and
-    only rank 0 logs, checkpoints and exports.
-    """
-    out_dir = Path(out_dir)
-    dist = init_distributed(device)
-    device = dist.device
-    tcfg, loss_cfg = cfg["train"], cfg["loss"]
-    steps, bs, seed = int(tcfg["steps"]), int(tcfg["batch_size"]), int(tcfg["seed"])
-    local_batch_size(bs, dist.world_size)  # fail early when the global batch does not split evenly
-    use_proprio = bool(cfg["model"].get("use_proprio", True))
-    with main_first():  # rank 0 builds the shared cache; the others then open it (never rebuild it again)
-        train_set, val_set, cache_info = build_datasets(
-            cfg, device, progress and dist.is_main, allow_rebuild=dist.is_main
-        )
+
+def predictor_config_for(cfg: Mapping[str, Any], train_set: LatentClipDataset) -> PredictorConfig:
+    """The predictor's config for this cache (see build_predictor_config)."""
     cache = train_set.cache
     n_tok, dim = cache.latent_shape
-    frameskip = train_set.frameskip
+    action_dim = train_set.frameskip * len(cache.meta["action_low"])
+    proprio_dim = cache.proprio.shape[1] if bool(cfg["model"].get("use_proprio", True)) else 0
+    return build_predictor_config(cfg["predictor"], dim, n_tok, action_dim, proprio_dim, int(cfg["data"]["clip_len"]))
+
+
+def build_world_model(
+    cfg: Mapping[str, Any],
+    pcfg: PredictorConfig,
+    train_set: LatentClipDataset,
+    cache_info: CacheInfo,
+    stats: Mapping[str, Tensor],
+    dist: DistInfo,
+) -> WorldModel:
+    """The frozen encoder and a fresh predictor (initialised from train.seed) as a WorldModel on this rank's device."""
+    use_proprio = bool(cfg["model"].get("use_proprio", True))
+    cache, frameskip = train_set.cache, train_set.frameskip
     env_a = len(cache.meta["action_low"])
-    pcfg = build_predictor_config(
-        cfg["predictor"],
-        dim,
-        n_tok,
-        frameskip * env_a,
-        cache.proprio.shape[1] if use_proprio else 0,
-        int(cfg["data"]["clip_len"]),
-    )
-
-    ckpt_dir = out_dir / "checkpoints"
-    if dist.is_main:  # temporary files of saves a kill interrupted (this rank is their only writer)
-        for target in (ckpt_dir / "last.pt", out_dir / "world_model.pt"):
-            remove_stale_temp_files(target)
-    last = latest_checkpoint(ckpt_dir)  # every rank resumes from rank 0's checkpoint (shared out_dir)
-    state = None
-    if last is not None:
-        state = load_checkpoint(last, kind=CKPT_KIND, map_location="cpu")
-        check_config_match(state["config"], dict(cfg), RESUME_KEYS, str(last))
-        check_config_match(state["config"]["train"], dict(tcfg), ["batch_size", "seed"], str(last))
-    stats = state["stats"] if state is not None else latent_stats(train_set)
-    if not bool(cfg["model"].get("normalize_latents", True)):
-        stats = {
-            **stats,
-            "latent_mean": torch.zeros_like(stats["latent_mean"]),
-            "latent_std": torch.ones_like(stats["latent_std"]),
-        }
-
+    seed = int(cfg["train"]["seed"])
     torch.manual_seed(seed)
     predictor = ActionConditionedPredictor.from_config(pcfg)
     if dist.distributed:  # per-rank stream for anything drawn from the global RNG from here on
@@ -278,100 +258,124 @@ def train_predictor(
         meta=meta,
         rollout_chunk=int(cfg["model"].get("rollout_chunk", 1024)),
     )
-    wm.to(device)
+    return wm.to(dist.device)
 
-    opt = torch.optim.AdamW(
-        param_groups(wm.predictor),
-        lr=float(tcfg["lr"]),
-        betas=tuple(tcfg.get("betas", (0.9, 0.999))),
-        weight_decay=float(tcfg["weight_decay"]),
-    )
-    lr_s = WarmupCosine(
-        float(tcfg["lr"]),
-        steps,
-        int(tcfg.get("warmup", 0)),
-        float(tcfg.get("lr_start", 0.0)),
-        float(tcfg.get("lr_final", 0.0)),
-    )
+
+class PredictorSteps:
+    """The predictor's part of the step loop (see loop.run_steps): update, log row, validation, checkpoint."""
+
+    def __init__(
+        self,
+        cfg: Mapping[str, Any],
+        wm: WorldModel,
+        opt: torch.optim.Optimizer,
+        lr_s: WarmupCosine,
+        train_set: LatentClipDataset,
+        val_set: LatentClipDataset | None,
+        stats: Mapping[str, Tensor],
+        ckpt: RunCheckpoint,
+        logger: ScalarLogger,
+    ) -> None:
+        tcfg = cfg["train"]
+        self.cfg, self.wm, self.opt, self.lr_s, self.stats = cfg, wm, opt, lr_s, stats
+        self.train_set, self.val_set, self.ckpt, self.logger = train_set, val_set, ckpt, logger
+        self.loss_cfg, self.device = cfg["loss"], ckpt.dist.device
+        self.use_proprio = bool(cfg["model"].get("use_proprio", True))
+        self.bs, self.clip = int(tcfg["batch_size"]), float(tcfg.get("grad_clip", 0.0))
+        # the predictor and its losses as one DDP module; checkpoints hold the un-wrapped predictor
+        self.losses_of = wrap_ddp(PredictorLoss(wm.predictor, self.loss_cfg), ckpt.dist)
+        self.val_idx = None
+        if val_set is not None and int(tcfg.get("eval_every", 0)) > 0 and ckpt.dist.is_main:
+            n_val = min(len(val_set), int(tcfg.get("val_clips", 256)))
+            self.val_idx = np.linspace(0, len(val_set) - 1, n_val).round().astype(np.int64)  # fixed, spread out
+        self.validating = self.val_idx is not None
+        self.t0, self.seen = time.perf_counter(), 0
+        self.last_row, self.val_row = {}, {}  # the last logged training and validation rows
+
+    def step(self, step: int, idx: list[int]) -> dict[str, float]:
+        """One update on this rank's clips of the step's global batch; returns the all-reduced losses and lr."""
+        lr = self.lr_s(step)
+        for group in self.opt.param_groups:
+            group["lr"] = lr
+        mb = model_batch(self.wm, self.train_set.batch(np.asarray(idx)), self.device, self.use_proprio)
+        losses = self.losses_of(mb["z"], mb["a"], mb["p"])
+        names = list(losses)
+        means = dict(zip(names, all_reduce_mean(torch.stack([losses[k].detach() for k in names])).tolist()))
+        params = self.wm.predictor.parameters()
+        gnorm = guarded_update(self.opt, losses["loss"], means, params, self.clip, step, self.ckpt)
+        self.seen += self.bs
+        return {**means, "lr": lr, "grad_norm": gnorm}
+
+    def log(self, done: int, out: dict[str, float]) -> None:
+        """Log the step's losses, lr, gradient norm and throughput."""
+        self.last_row = {**out, "samples_per_s": self.seen / max(time.perf_counter() - self.t0, 1e-9)}
+        self.logger.log(done, self.last_row)
+
+    def validate(self, done: int) -> None:
+        """Log the validation losses over the fixed validation clips."""
+        assert self.val_set is not None and self.val_idx is not None
+        self.val_row = evaluate(
+            self.wm, self.val_set, self.val_idx, self.loss_cfg, self.device, self.use_proprio, self.bs
+        )
+        self.logger.log(done, self.val_row)
+
+    def save(self, done: int) -> None:
+        """Resume checkpoint after ``done`` steps (see RunCheckpoint.save)."""
+
+        def state() -> dict[str, Any]:
+            return {
+                "step": done,
+                "predictor": self.wm.predictor.state_dict(),
+                "optimizer": self.opt.state_dict(),
+                "config": dict(self.cfg),
+                "stats": self.stats,
+            }
+
+        self.ckpt.save(done, state, self.wm.predictor)
+
+    def postfix(self, out: dict[str, float]) -> dict[str, Any]:
+        """The progress bar's figures: the last logged loss and the lr."""
+        return {"loss": f"{self.last_row.get('loss', float('nan')):.4f}", "lr": f"{out['lr']:.1e}", "refresh": False}
+
+
+def train_predictor(
+    cfg: Mapping[str, Any], out_dir: str | Path, device: str | torch.device = "cpu", progress: bool = True
+) -> dict[str, Any]:
+    """Train per `cfg` into out_dir (resuming out_dir/checkpoints/last.pt); export out_dir/world_model.pt.
+
+    Under torchrun (WORLD_SIZE > 1) every rank runs this: rank 0 builds the embedding cache first, each rank
+    takes its 1/world rows of every step's global batch (train.batch_size), DDP averages the gradients, and
+    only rank 0 logs, checkpoints and exports.
+    """
+    out_dir = Path(out_dir)
+    dist = init_distributed(device)
+    tcfg = cfg["train"]
+    steps, bs, seed = int(tcfg["steps"]), int(tcfg["batch_size"]), int(tcfg["seed"])
+    local_batch_size(bs, dist.world_size)  # fail early when the global batch does not split evenly
+    with main_first():  # rank 0 builds the shared cache; the others then open it (never rebuild it again)
+        train_set, val_set, cache_info = build_datasets(
+            cfg, dist.device, progress and dist.is_main, allow_rebuild=dist.is_main
+        )
+    pcfg = predictor_config_for(cfg, train_set)
+    ckpt = RunCheckpoint(out_dir, CKPT_KIND, PREDICTOR_HINTS, dist)
+    ckpt.remove_stale_temp_files(out_dir / "world_model.pt")
+    state = ckpt.resume(cfg, RESUME_KEYS)
+    stats = run_stats(state, train_set, cfg)
+    wm = build_world_model(cfg, pcfg, train_set, cache_info, stats, dist)
+    opt, lr_s = make_optimizer(param_groups(wm.predictor), tcfg, steps)
     start = 0
     if state is not None:
         load_state_dict_checked(wm.predictor, state["predictor"], what="predictor")
         opt.load_state_dict(state["optimizer"])
         start = int(state["step"])
-    saved_step = start if state is not None else None
-    logger = open_resumed_logger(out_dir, ckpt_dir / "last.pt", start, dist, bool(tcfg.get("tensorboard", True)))
-    # the predictor and its losses as one DDP module; checkpoints hold the un-wrapped predictor
-    losses_of = wrap_ddp(PredictorLoss(wm.predictor, loss_cfg), dist)
-
-    val_idx = None
-    eval_every = int(tcfg.get("eval_every", 0))
-    if val_set is not None and eval_every > 0 and dist.is_main:
-        n_val = min(len(val_set), int(tcfg.get("val_clips", 256)))
-        val_idx = np.linspace(0, len(val_set) - 1, n_val).round().astype(np.int64)  # fixed, spread over episodes
-
-    def save(step_done: int) -> None:
-        """Atomic resume checkpoint of finite weights by rank 0 (see save_finite_checkpoint)."""
-        state = lambda: {  # noqa: E731
-            "step": step_done,
-            "predictor": wm.predictor.state_dict(),
-            "optimizer": opt.state_dict(),
-            "config": dict(cfg),
-            "stats": stats,
-        }
-        save_finite_checkpoint(ckpt_dir / "last.pt", state, CKPT_KIND, wm.predictor, step_done, saved_step, hints, dist)
-
-    hints = PREDICTOR_HINTS
-    stop = min(steps, int(tcfg.get("stop_after") or steps))  # stop_after: end early (as if interrupted)
-    log_every, ckpt_every = int(tcfg.get("log_every", 10)), int(tcfg.get("ckpt_every", 200))
-    clip = float(tcfg.get("grad_clip", 0.0))
-    bar = None
-    if progress and dist.is_main:
-        from tqdm import tqdm
-
-        bar = tqdm(total=steps, initial=start, desc="train predictor", dynamic_ncols=True)
+    logger = ckpt.open_logger(start, bool(tcfg.get("tensorboard", True)))
+    run = PredictorSteps(cfg, wm, opt, lr_s, train_set, val_set, stats, ckpt, logger)
+    cadence = Cadence.from_config(tcfg)
     wm.predictor.train()
-    t0, seen, last_row, val_row = time.perf_counter(), 0, {}, {}
-    batches = StepBatchSampler(len(train_set), bs, seed, start, stop, dist.rank, dist.world_size)
-    try:
-        for step, idx in zip(range(start, stop), batches):
-            lr = lr_s(step)
-            for group in opt.param_groups:
-                group["lr"] = lr
-            mb = model_batch(wm, train_set.batch(np.asarray(idx)), device, use_proprio)
-            losses = losses_of(mb["z"], mb["a"], mb["p"])
-            names = list(losses)
-            means = dict(zip(names, all_reduce_mean(torch.stack([losses[k].detach() for k in names])).tolist()))
-            check_finite("loss", step + 1, means, ckpt_dir / "last.pt", saved_step, hints)
-            opt.zero_grad(set_to_none=True)
-            losses["loss"].backward()
-            gnorm = float(grad_norm(list(wm.predictor.parameters()), clip))  # DDP-synced: same on every rank
-            check_finite("gradient norm", step + 1, {"grad_norm": gnorm}, ckpt_dir / "last.pt", saved_step, hints)
-            opt.step()
-            seen += bs
-            done = step + 1
-            if done % log_every == 0 or done == stop:
-                last_row = {
-                    **means,
-                    "lr": lr,
-                    "grad_norm": gnorm,
-                    "samples_per_s": seen / max(time.perf_counter() - t0, 1e-9),
-                }
-                logger.log(done, last_row)
-            if val_idx is not None and (done % eval_every == 0 or done == stop):
-                val_row = evaluate(wm, val_set, val_idx, loss_cfg, device, use_proprio, bs)
-                logger.log(done, val_row)
-            if done % ckpt_every == 0 or done == stop:
-                save(done)
-                saved_step = done
-            if bar is not None:
-                bar.update(1)
-                bar.set_postfix(loss=f"{last_row.get('loss', float('nan')):.4f}", lr=f"{lr:.1e}", refresh=False)
-    finally:
-        if bar is not None:
-            bar.close()
-        logger.close()
-    if stop <= start and last is None:
-        save(start)
+    batches = StepBatchSampler(len(train_set), bs, seed, start, cadence.stop, dist.rank, dist.world_size)
+    run_steps(run, batches, start, cadence, logger, "train predictor" if progress and dist.is_main else None)
+    if cadence.stop <= start and state is None:
+        run.save(start)
     wm.eval()
     path = out_dir / "world_model.pt"
     if dist.is_main:
@@ -379,16 +383,16 @@ def train_predictor(
     barrier()
     return {
         "world_model_path": str(path),
-        "steps": max(stop, start),
+        "steps": max(cadence.stop, start),
         "resumed_from": start,
         "cache_path": str(cache_info.path),
         "cache_rebuilt": cache_info.rebuilt,
-        "train": last_row,
-        "val": val_row,
+        "train": run.last_row,
+        "val": run.val_row,
         "train_clips": len(train_set),
         "val_clips": 0 if val_set is None else len(val_set),
         "predictor_params": sum(p.numel() for p in wm.predictor.parameters()),
-        "seconds": time.perf_counter() - t0,
+        "seconds": time.perf_counter() - run.t0,
         "world_size": dist.world_size,
         "world_model": wm,
     }

@@ -1,4 +1,8 @@
-"""Choose MuJoCo's headless OpenGL backend once, before mujoco is imported anywhere."""
+"""Choose MuJoCo's headless OpenGL backend once, before mujoco is imported anywhere.
+
+``import envs`` (and so any import from this package) calls :func:`configure_headless` before mujoco is
+imported. setup.sh writes the backend it verified to ``.venv/mujoco_gl``, read here.
+"""
 
 from __future__ import annotations
 

@@ -1,4 +1,8 @@
-"""Atomic, integrity-checked checkpoints loaded only with weights_only=True; resume helpers."""
+"""Atomic, integrity-checked checkpoints loaded only with weights_only=True; resume helpers.
+
+The package's lowest layer (torch only): models export and load their weights with it, the trainers
+write and resume from it, and the world model stores itself in it.
+"""
 
 from __future__ import annotations
 
