@@ -332,3 +332,21 @@ def test_gradient_planner_for_the_oracle_is_refused_before_running(tmp_path: Pat
     assert not (tmp_path / "out").exists()
     summary = evaluate({**cfg, "methods": ["random"]}, progress=False)
     assert set(summary["methods"]) == {"random"}
+
+
+def test_oracle_results_from_other_oracle_settings_are_refused(tmp_path: Path) -> None:
+    """oracle.* settings are part of the oracle's results header, so a resumed run never mixes two oracles."""
+    from worldmodel.eval.evaluate import evaluate
+
+    cfg = {
+        "env": {"id": ENV, "kwargs": {"image_size": 32}},
+        "planner": {"_target_": "planners.cem.CEMPlanner", "horizon": 2, "num_samples": 8, "iterations": 1},
+        "methods": ["oracle"],
+        "episodes": 1,
+        "eval": {"max_steps": 1, "num_envs": 1, "video_episodes": 0},
+        "out_dir": str(tmp_path / "out"),
+        "oracle": {"cost_steps": "all"},
+    }
+    evaluate(cfg, progress=False)
+    with pytest.raises(ValueError, match="other settings"):
+        evaluate({**cfg, "oracle": {"cost_steps": "last"}}, progress=False)

@@ -165,7 +165,8 @@ def evaluate(cfg: dict[str, Any], progress: bool = True) -> dict[str, Any]:
         extra = {**header, "world_model": str(cfg["world_models"][name])}
         results[name] = run_closed_loop(agent, method=name, header_extra=extra, **run)
     for method in cfg.get("methods", []) or []:
-        results[method] = run_closed_loop(_baseline(method, cfg, facts, models), method=method, header_extra=header,
+        extra = {**header, "oracle": cfg.get("oracle") or {}} if method == "oracle" else header
+        results[method] = run_closed_loop(_baseline(method, cfg, facts, models), method=method, header_extra=extra,
                                           **run)
     context = {
         "env_id": env_id,
