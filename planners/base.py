@@ -201,10 +201,10 @@ def scale_ladder(num: int, levels: int, device: torch.device) -> Tensor:
     return torch.pow(2.0, -k.float())
 
 
-def check_choice(name: str, value: str, choices: tuple[str, ...]) -> str:
+def check_choice(name: str, value: str, choices: Sequence[str]) -> str:
     """Return `value` if it is one of `choices`, else raise a ValueError naming the option."""
     if value not in choices:
-        raise ValueError(f"{name} must be one of {choices}, got {value!r}")
+        raise ValueError(f"{name} must be one of {tuple(choices)}, got {value!r}")
     return value
 
 

@@ -107,9 +107,11 @@ def _baseline(method: str, cfg: dict[str, Any], facts: dict[str, Any], models: d
         frameskip = oracle_frameskip(cfg, {name: wm.frameskip for name, wm in models.items()})
         default_data = next(((wm.meta or {}).get("data_path") for wm in models.values()), None)
         return oracle_agent(cfg, facts["low"], facts["high"], frameskip, default_data)
-    raise ValueError(
-        f"unknown method {method!r}; methods are random and oracle (world models go in world_models.<name>=<path>)"
-    )
+    raise ValueError(_unknown_method(method))
+
+
+def _unknown_method(method: str) -> str:
+    return f"unknown method {method!r}; methods are random and oracle (world models go in world_models.<name>=<path>)"
 
 
 def _check_before_running(cfg: dict[str, Any]) -> None:
@@ -118,10 +120,7 @@ def _check_before_running(cfg: dict[str, Any]) -> None:
     check_oracle_planner(cfg["planner"], cfg.get("methods"))
     for method in cfg.get("methods", []) or []:
         if method not in ("random", "oracle"):
-            raise ValueError(
-                f"unknown method {method!r}; methods are random and oracle (world models go in "
-                "world_models.<name>=<path>)"
-            )
+            raise ValueError(_unknown_method(method))
     sub = subgoal_config((cfg.get("agent") or {}).get("subgoals"))
     if sub.enabled and not sub.data and not cfg.get("world_models"):
         graph_data(sub)  # no world model to take the data from: fail before any method runs

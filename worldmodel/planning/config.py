@@ -13,6 +13,7 @@ from typing import Any
 
 from torch import Tensor
 
+from planners.base import check_choice
 from worldmodel.planning.objective import (
     KINDS,
     STEPS,
@@ -21,7 +22,6 @@ from worldmodel.planning.objective import (
     Objective,
     ProprioDistance,
     ReadoutDistance,
-    check_choice,
 )
 
 READOUTS = ("ridge", "knn")

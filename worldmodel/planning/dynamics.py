@@ -10,7 +10,6 @@ from __future__ import annotations
 from typing import Any, Protocol
 
 import numpy as np
-import torch
 from torch import Tensor
 
 from worldmodel.planning.objective import Rollout
@@ -70,7 +69,3 @@ class SimulatorDynamics:
         traj = self.sim(start, acts).reshape(b, s, h, -1)  # (B, S, H, Ds)
         return Rollout(actions=actions, states=traj)
 
-
-def stack_context(frames: list[Tensor]) -> Tensor | None:
-    """A list of T per-frame tensors (B, ...) -> (B, T, ...), or None when the list is empty."""
-    return torch.stack(frames, dim=1) if frames else None

@@ -23,6 +23,8 @@ import numpy as np
 import torch
 from torch import Tensor
 
+from planners.base import check_choice
+
 KINDS = ("l1", "l2")
 STEPS = ("last", "all")
 
@@ -67,13 +69,6 @@ class Dynamics(Protocol):
 
     def __call__(self, actions: Tensor) -> Rollout:
         """Imagine or simulate every candidate."""
-
-
-def check_choice(name: str, value: str, allowed: Sequence[str]) -> str:
-    """Return ``value`` if it is one of ``allowed``; else a ValueError naming the setting and the choices."""
-    if value not in allowed:
-        raise ValueError(f"{name} must be one of {list(allowed)}, got {value!r}")
-    return value
 
 
 def reduce_steps(per_step: Tensor, steps: str) -> Tensor:
