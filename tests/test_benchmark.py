@@ -112,6 +112,9 @@ def test_benchmark_table_matches_its_runs_and_resumes(files: dict[str, str], tmp
             assert c["success"] == pytest.approx(rate) and list(c["per_seed"].values()) == per_seed
             assert c["ci95"] == pytest.approx(list(wilson_interval(c["successes"], 4)))
             assert c["episodes"] == 4 and float(csv_row[v]) == pytest.approx(rate)
+            hits = sum(round(m["methods"][row]["reached_rate"] * 2) for m in sums)  # first hit, from the runs
+            assert c["first_hit"] == pytest.approx(hits / 4) and c["first_hit"] >= c["success"]
+            assert float(csv_row[f"{v}_first_hit"]) == pytest.approx(hits / 4)
     for s in (0, 1):  # the protocol reached evaluate: dataset goals 4 steps on, 3-step budget, 2 episodes per seed
         sm = summary(f"latent_proprio_subgoals_seed{s}")
         assert sm["seed"] == s and sm["goals"]["source"] == "dataset" and sm["goals"]["offset"] == 4

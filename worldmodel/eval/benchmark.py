@@ -290,12 +290,13 @@ def cell(summaries: Mapping[int, Mapping[str, Any]], method: str) -> dict[str, A
     ms = {str(seed): summary["methods"][method] for seed, summary in summaries.items()}
     n = sum(int(m["episodes"]) for m in ms.values())
     succ = sum(round(m["success_rate"] * m["episodes"]) for m in ms.values())
+    hits = sum(round(m["reached_rate"] * m["episodes"]) for m in ms.values())  # the field's first-hit rule
     lat = [m["plan_latency_s"] for m in ms.values() if m["plan_latency_s"]["mean"] is not None]
     calls = sum(x["calls"] for x in lat)
     return {
         "episodes": n, "successes": succ, "success": succ / n if n else None,
         "ci95": list(wilson_interval(succ, n)), "per_seed": {s: m["success_rate"] for s, m in ms.items()},
-        "reached": sum(m["reached_rate"] * m["episodes"] for m in ms.values()) / n if n else None,
+        "first_hit": hits / n if n else None, "first_hit_ci95": list(wilson_interval(hits, n)),
         "final_distance": sum(m["final_distance_mean"] * m["episodes"] for m in ms.values()) / n if n else None,
         "plan_latency_s": sum(x["mean"] * x["calls"] for x in lat) / calls if calls else None,
     }
@@ -319,7 +320,8 @@ def _pct(x: float | None) -> str:
 def _cell_text(c: Mapping[str, Any]) -> str:
     lat = "-" if c["plan_latency_s"] is None else f"{c['plan_latency_s']:.3f} s"
     seeds = "/".join(_pct(x) for x in c["per_seed"].values())
-    return f"**{_pct(c['success'])}** ({_pct(c['ci95'][0])}-{_pct(c['ci95'][1])}) · {seeds} · {lat}"
+    hit = f"first hit {_pct(c['first_hit'])} ({_pct(c['first_hit_ci95'][0])}-{_pct(c['first_hit_ci95'][1])})"
+    return f"**{_pct(c['success'])}** ({_pct(c['ci95'][0])}-{_pct(c['ci95'][1])}) · {seeds} · {hit} · {lat}"
 
 
 def format_markdown(result: Mapping[str, Any]) -> str:
@@ -341,8 +343,10 @@ def format_markdown(result: Mapping[str, Any]) -> str:
         lines.append(f"| {row} | " + " | ".join(_cell_text(cells[v]) for v in variants) + " |")
     lines += [
         "",
-        "Cell: success pooled over seeds (95% Wilson interval) · per-seed success · mean plan latency per planner "
-        "call. random and oracle run once per seed, the same in every column; the oracle plans through the "
+        "Cell: success at the end of the budget pooled over seeds (95% Wilson interval) · per-seed success · "
+        "first-hit success (inside the goal region at any step: the rule the field's tables use) with its "
+        "interval · mean plan latency per planner call. random and oracle run once per seed, the same in every "
+        "column; the oracle plans through the "
         "simulator without subgoals.",
         "",
         *[f"- `{v}`: {json.dumps(o) if o else 'the base settings'}" for v, o in result["variants"].items()],
@@ -359,7 +363,8 @@ def write_csv(path: Path, result: Mapping[str, Any]) -> None:
     cols = ["method", "kind"]
     for v in result["variants"]:
         cols += [v, f"{v}_ci_low", f"{v}_ci_high", f"{v}_episodes",
-                 *[f"{v}_seed{s}" for s in result["seeds"]], f"{v}_plan_latency_s"]
+                 *[f"{v}_seed{s}" for s in result["seeds"]], f"{v}_first_hit", f"{v}_first_hit_ci_low",
+                 f"{v}_first_hit_ci_high", f"{v}_plan_latency_s"]
     tmp = path.with_name(f".{path.name}.{os.getpid()}")
     with tmp.open("w", newline="") as f:
         w = csv.writer(f)
@@ -368,7 +373,8 @@ def write_csv(path: Path, result: Mapping[str, Any]) -> None:
             line: list[Any] = [row, "baseline" if row in BASELINES else "world_model"]
             for v in result["variants"]:
                 c = cells[v]
-                line += [c["success"], *c["ci95"], c["episodes"], *c["per_seed"].values(), c["plan_latency_s"]]
+                line += [c["success"], *c["ci95"], c["episodes"], *c["per_seed"].values(), c["first_hit"],
+                         *c["first_hit_ci95"], c["plan_latency_s"]]
             w.writerow(["" if x is None else x for x in line])
     os.replace(tmp, path)
 

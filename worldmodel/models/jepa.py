@@ -11,6 +11,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
+from worldmodel.models.action_term import ActionTerm, sigreg_samples
 from worldmodel.models.vit import Block, VideoViT, init_transformer_weights, sincos_pos_embed_3d
 
 
@@ -38,6 +39,13 @@ class JEPAConfig:
     sigreg_max_samples: int = 2048
     sigreg_target: str = "stopgrad"  # "stopgrad" | "online"
     sigreg_pool: int = 0  # g > 0: SIGReg also on full-clip tokens pooled to g x g cells per tubelet step
+    masked_weight: float = 1.0  # weight of the masked latent-prediction term; 0 drops that branch and its cost
+    action_weight: float = 0.0  # > 0: add the action-conditioned next-embedding term (models/action_term.py)
+    action_pool: str = "2x2cat"  # pooling of each frame's tokens for that term: the world model's pooling
+    action_sigreg_weight: float = 0.1  # SIGReg on the pooled embeddings inside that term (LeWorldModel: 0.1)
+    action_width: int = 128
+    action_depth: int = 2
+    action_heads: int = 4
 
     @classmethod
     def from_dict(cls, d: Mapping[str, Any]) -> JEPAConfig:
@@ -146,28 +154,39 @@ class JEPAOutput:
     pred_loss: Tensor
     sigreg: Tensor
     tokens: Tensor  # (B, N, D), detached
+    action_loss: Tensor  # the action term (prediction + its SIGReg), detached; 0 when off
 
 
 class JEPA(nn.Module):
-    """Masked latent prediction: online encoder on context, predictor at target positions, L1 to targets."""
+    """Latent prediction pretraining of a video encoder.
 
-    def __init__(self, encoder: VideoViT, cfg: JEPAConfig) -> None:
+    Two terms, each optional: masked prediction (online encoder on context tokens, a narrow predictor at
+    target positions, L1 to the targets; EMA target or SIGReg against collapse) and, with action_dim > 0 and
+    cfg.action_weight > 0, action-conditioned next-embedding prediction on pooled per-frame embeddings.
+    """
+
+    def __init__(self, encoder: VideoViT, cfg: JEPAConfig, action_dim: int = 0) -> None:
         super().__init__()
-        if cfg.teacher not in ("ema", "sigreg"):
-            raise ValueError(f"unknown teacher {cfg.teacher!r}")
-        if cfg.sigreg_target not in ("stopgrad", "online"):
-            raise ValueError(f"unknown sigreg_target {cfg.sigreg_target!r}")
-        if cfg.sigreg_pool < 0 or (cfg.sigreg_pool > 0 and cfg.teacher != "sigreg"):
-            raise ValueError(
-                f"model.sigreg_pool={cfg.sigreg_pool} needs teacher=sigreg and a grid side >= 0 (0 turns it off)"
-            )
+        _check_config(cfg, action_dim)
         self.cfg = cfg
         self.encoder = encoder
-        self.predictor = Predictor(encoder.dim, cfg.pred_dim, cfg.pred_depth, cfg.pred_heads, cfg.pred_mlp_ratio)
+        self.predictor: Predictor | None = None
+        if cfg.masked_weight > 0:
+            self.predictor = Predictor(encoder.dim, cfg.pred_dim, cfg.pred_depth, cfg.pred_heads, cfg.pred_mlp_ratio)
+        self.action_term: ActionTerm | None = None
+        if cfg.action_weight > 0:
+            self.action_term = ActionTerm(
+                encoder, action_dim, cfg.action_pool, cfg.action_width, cfg.action_depth, cfg.action_heads
+            )
         self.target_encoder: VideoViT | None = None
-        if cfg.teacher == "ema":
+        if cfg.teacher == "ema" and cfg.masked_weight > 0:
             self.target_encoder = copy.deepcopy(encoder)
             self.target_encoder.requires_grad_(False)
+
+    @property
+    def uses_actions(self) -> bool:
+        """Whether forward needs the clip's actions."""
+        return self.action_term is not None
 
     def export_encoder(self) -> VideoViT:
         """The encoder used downstream: the EMA target when there is one (as V-JEPA), else the online one."""
@@ -192,18 +211,22 @@ class JEPA(nn.Module):
         with torch.no_grad():
             return self.encoder(pixels)
 
-    def forward(
+    def _sigreg(self, z: Tensor, g: torch.Generator | None) -> Tensor:
+        """SIGReg of samples z (M, D), subsampled to sigreg_max_samples rows."""
+        if z.shape[0] > self.cfg.sigreg_max_samples:
+            sel = torch.randperm(z.shape[0], generator=g)[: self.cfg.sigreg_max_samples].to(z.device)
+            z = z[sel]
+        return sigreg_loss(z, self.cfg.sigreg_slices, g, self.cfg.sigreg_knots, self.cfg.sigreg_t_max)
+
+    def _masked(
         self,
         pixels: Tensor,
         masks: Sequence[tuple[Tensor, Tensor]],
-        g: torch.Generator | None = None,
-        gather: Callable[[Tensor], Tensor] | None = None,
-    ) -> JEPAOutput:
-        """Loss over mask sets: pixels (B, T, 3, H, W); masks [(ctx_idx (B, Nc), tgt_idx (B, Nt)), ...].
-
-        gather (DDP): joins this rank's rows with the other ranks' along dim 0 (with gradient), so that
-        SIGReg's statistic sees the context embeddings of the whole global batch.
-        """
+        g: torch.Generator | None,
+        gather: Callable[[Tensor], Tensor] | None,
+    ) -> tuple[Tensor, Tensor, Tensor]:
+        """Masked term: its prediction loss, its SIGReg statistic (0 for EMA) and the detached clip tokens."""
+        assert self.predictor is not None
         grid = self.encoder.cfg.grid(pixels.shape[1], pixels.shape[-1])
         full = self._targets(pixels)  # (B, N, D); carries gradient only when a loss term needs it
         raw = full if self.cfg.sigreg_target == "online" else full.detach()  # prediction targets
@@ -223,22 +246,70 @@ class JEPA(nn.Module):
                 pred_losses.append((err * w).sum() / w.sum())
         pred_loss = torch.stack(pred_losses).mean()
         sig = torch.zeros((), device=pixels.device)
-        loss = pred_loss
         if self.cfg.teacher == "sigreg":
-            zc = torch.cat(ctx_embs, 0)  # (M, D)
-            if zc.shape[0] > self.cfg.sigreg_max_samples:
-                sel = torch.randperm(zc.shape[0], generator=g)[: self.cfg.sigreg_max_samples].to(zc.device)
-                zc = zc[sel]
-            sig = sigreg_loss(zc, self.cfg.sigreg_slices, g, self.cfg.sigreg_knots, self.cfg.sigreg_t_max)
+            sig = self._sigreg(torch.cat(ctx_embs, 0), g)  # context embeddings (M, D)
             if self.cfg.sigreg_pool > 0:
                 cells = pooled_cells(full, grid, self.cfg.sigreg_pool)  # (B, T', g*g, D)
                 cells = gather(cells) if gather is not None else cells  # (B_global, T', g*g, D)
                 sig = sig + sigreg_loss(
                     centre_cells(cells), self.cfg.sigreg_slices, g, self.cfg.sigreg_knots, self.cfg.sigreg_t_max
                 )
-            lam = self.cfg.sigreg_weight
-            loss = (1.0 - lam) * pred_loss + lam * sig
-        return JEPAOutput(loss=loss, pred_loss=pred_loss.detach(), sigreg=sig.detach(), tokens=raw.detach())
+        return pred_loss, sig, raw.detach()
+
+    def forward(
+        self,
+        pixels: Tensor,
+        masks: Sequence[tuple[Tensor, Tensor]],
+        g: torch.Generator | None = None,
+        gather: Callable[[Tensor], Tensor] | None = None,
+        actions: Tensor | None = None,
+    ) -> JEPAOutput:
+        """Loss over mask sets: pixels (B, T, 3, H, W); masks [(ctx_idx (B, Nc), tgt_idx (B, Nt)), ...];
+        actions (B, T-1, A) when the action term is on.
+
+        gather (DDP): joins this rank's rows with the other ranks' along dim 0 (with gradient), so that
+        SIGReg's statistic sees the embeddings of the whole global batch.
+        """
+        zero = torch.zeros((), device=pixels.device)
+        pred_loss, sig, act_loss, tokens = zero, zero, zero, None
+        loss = zero
+        if self.predictor is not None:
+            pred_loss, sig, tokens = self._masked(pixels, masks, g, gather)
+            lam = self.cfg.sigreg_weight if self.cfg.teacher == "sigreg" else 0.0
+            loss = self.cfg.masked_weight * ((1.0 - lam) * pred_loss + lam * sig)
+        if self.action_term is not None:
+            if actions is None:
+                raise ValueError("model.action_weight > 0 needs the clips' actions; pass actions=(B, T-1, A)")
+            out = self.action_term(self.encoder, pixels, actions)
+            emb = gather(out.embeddings) if gather is not None else out.embeddings  # (B_global, T, N, D')
+            act_sig = self._sigreg(sigreg_samples(emb), g)
+            act_loss = out.pred_loss + self.cfg.action_sigreg_weight * act_sig
+            loss = loss + self.cfg.action_weight * act_loss
+            sig = sig + act_sig.detach()
+            tokens = out.tokens if tokens is None else tokens
+        assert tokens is not None
+        return JEPAOutput(
+            loss=loss, pred_loss=pred_loss.detach(), sigreg=sig.detach(), tokens=tokens, action_loss=act_loss.detach()
+        )
+
+
+def _check_config(cfg: JEPAConfig, action_dim: int) -> None:
+    """Refuse objective settings that cannot train: unknown names, no term, a term without its inputs."""
+    if cfg.teacher not in ("ema", "sigreg"):
+        raise ValueError(f"unknown teacher {cfg.teacher!r}")
+    if cfg.sigreg_target not in ("stopgrad", "online"):
+        raise ValueError(f"unknown sigreg_target {cfg.sigreg_target!r}")
+    if cfg.sigreg_pool < 0 or (cfg.sigreg_pool > 0 and cfg.teacher != "sigreg"):
+        raise ValueError(
+            f"model.sigreg_pool={cfg.sigreg_pool} needs teacher=sigreg and a grid side >= 0 (0 turns it off)"
+        )
+    if cfg.masked_weight < 0 or cfg.action_weight < 0 or cfg.masked_weight + cfg.action_weight <= 0:
+        raise ValueError(
+            f"model.masked_weight={cfg.masked_weight} and model.action_weight={cfg.action_weight}: both must be "
+            ">= 0 and at least one > 0 (masked prediction, action-conditioned prediction or both)"
+        )
+    if cfg.action_weight > 0 and action_dim <= 0:
+        raise ValueError("model.action_weight > 0 needs data with actions (the dataset's action dim is 0)")
 
 
 def num_params(module: nn.Module, trainable_only: bool = False) -> int:

@@ -92,16 +92,25 @@ def pooled_dim(pool: str | int | None, dim: int) -> int:
     return dim * p[0] * p[1] if isinstance(p, tuple) and len(p) == 3 else dim
 
 
+def pool_frame_tokens(tokens: Tensor, pool: str | int | None, hw: tuple[int, int]) -> Tensor:
+    """Pool one frame's patch tokens (F, H'*W', D) on an (H', W') grid -> (F, N, D'), differentiably."""
+    p = parse_pool(pool)
+    if p == "none":
+        return tokens
+    if isinstance(p, tuple) and len(p) == 3:  # concatenated grid: (F, 1, G*G*D)
+        return pool_tokens(tokens, grid=p[:2], hw=hw).flatten(1)[:, None]
+    return pool_tokens(tokens, grid=p, hw=hw)  # (F, N, D)
+
+
+def frame_grid(encoder: VideoViT, frames: Tensor) -> tuple[int, int]:
+    """Patch grid (H', W') of frames (..., 3, H, W) under the encoder's patch size."""
+    return frames.shape[-2] // encoder.cfg.patch, frames.shape[-1] // encoder.cfg.patch
+
+
 @torch.no_grad()
 def encode_frames(encoder: VideoViT, frames: Tensor, pool: str | int | None) -> Tensor:
     """Encode single frames with the frozen encoder and pool: (F, 3, H, W) uint8 -> (F, N, D) float32."""
     if frames.ndim != 4 or frames.shape[1] != 3:
         raise ValueError(f"expected frames (F, 3, H, W), got {tuple(frames.shape)}")
     tokens = encoder.embed_image(frames)  # (F, H'*W', D)
-    p = parse_pool(pool)
-    if p == "none":
-        return tokens.float()
-    hw = (frames.shape[2] // encoder.cfg.patch, frames.shape[3] // encoder.cfg.patch)
-    if isinstance(p, tuple) and len(p) == 3:  # concatenated grid: (F, 1, G*G*D)
-        return pool_tokens(tokens, grid=p[:2], hw=hw).float().flatten(1)[:, None]
-    return pool_tokens(tokens, grid=p, hw=hw).float()  # (F, N, D)
+    return pool_frame_tokens(tokens, pool, frame_grid(encoder, frames)).float()

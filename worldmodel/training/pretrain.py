@@ -7,8 +7,9 @@ predictor's trainer; this module adds the JEPA model, its masks, data, validatio
 from __future__ import annotations
 
 import time
-from collections.abc import Mapping, Sequence
+from collections.abc import Mapping
 from contextlib import nullcontext
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -77,12 +78,20 @@ def build_mask_sampler(cfg: Mapping[str, Any], enc_cfg: EncoderConfig) -> MaskSa
     return MaskSampler(mask_specs_from_config(masks_cfg, grid), grid, int(masks_cfg.get("min_context", 4)))
 
 
-def build_model(cfg: Mapping[str, Any], device: torch.device) -> JEPA:
-    """Encoder + JEPA objective from config, initialised from train.seed."""
+def build_model(cfg: Mapping[str, Any], device: torch.device, action_dim: int = 0) -> JEPA:
+    """Encoder + JEPA objective from config, initialised from train.seed (action_dim: the clips' A)."""
     torch.manual_seed(int(cfg["train"]["seed"]))
     encoder = VideoViT(EncoderConfig.from_dict(cfg["encoder"]))
     jcfg = JEPAConfig.from_dict({**dict(cfg["encoder"].get("predictor") or {}), **dict(cfg.get("model") or {})})
-    return JEPA(encoder, jcfg).to(device)
+    return JEPA(encoder, jcfg, action_dim).to(device)
+
+
+def clip_action_dim(dataset: Dataset) -> int:
+    """Action channels per clip transition (frameskip x the env's A) of a clip dataset; 0 without actions."""
+    if len(dataset) == 0:  # type: ignore[arg-type]
+        return 0
+    acts = dataset[0].get("actions")  # (T-1, A)
+    return int(acts.shape[-1]) if acts is not None and acts.ndim == 2 else 0
 
 
 def build_dataset(data_cfg: Mapping[str, Any], split: str) -> Dataset:
@@ -110,19 +119,19 @@ def _autocast(device: torch.device, precision: str) -> Any:
 @torch.no_grad()
 def evaluate(
     model: JEPA,
-    pixels: torch.Tensor,
-    masks: Sequence[tuple[torch.Tensor, torch.Tensor]],
+    batch: ValBatch,
     device: torch.device,
     precision: str,
 ) -> dict[str, float]:
-    """Prediction loss and collapse stats on a fixed validation batch with fixed masks."""
+    """Prediction losses and collapse stats on a fixed validation batch with fixed masks."""
     was = model.training
     model.eval()
     with _autocast(device, precision):
-        out = model(pixels, masks, torch.Generator().manual_seed(0))
+        out = model(batch.pixels, batch.masks, torch.Generator().manual_seed(0), actions=batch.actions)
     model.train(was)
     stats = collapse_stats(out.tokens.float(), g=torch.Generator().manual_seed(0))
-    return {"val/pred_loss": float(out.pred_loss), **{f"val/{k}": v for k, v in stats.items()}}
+    losses = {"val/pred_loss": float(out.pred_loss), "val/action_loss": float(out.action_loss)}
+    return {**losses, **{f"val/{k}": v for k, v in stats.items()}}
 
 
 def train_loader(cfg: Mapping[str, Any], train_set: Dataset, start: int, stop: int, dist: DistInfo) -> DataLoader:
@@ -145,9 +154,18 @@ def train_loader(cfg: Mapping[str, Any], train_set: Dataset, start: int, stop: i
     )
 
 
+@dataclass
+class ValBatch:
+    """Fixed held-out clips (B, T, 3, H, W), their actions (B, T-1, A) or None, and fixed masks."""
+
+    pixels: torch.Tensor
+    actions: torch.Tensor | None
+    masks: list[tuple[torch.Tensor, torch.Tensor]]
+
+
 def validation_batch(
-    cfg: Mapping[str, Any], val_set: Dataset | None, sampler: MaskSampler, device: torch.device
-) -> tuple[torch.Tensor, list[tuple[torch.Tensor, torch.Tensor]]] | None:
+    cfg: Mapping[str, Any], val_set: Dataset | None, sampler: MaskSampler, device: torch.device, actions: bool
+) -> ValBatch | None:
     """Up to 64 fixed held-out clips and fixed masks (None without held-out episodes): the validation batch."""
     if val_set is None and cfg["data"].get("path"):
         try:
@@ -159,7 +177,8 @@ def validation_batch(
     g = torch.Generator().manual_seed(int(cfg["train"]["seed"]))
     idx = torch.randperm(len(val_set), generator=g)[: min(len(val_set), 64)].tolist()
     vp = torch.stack([val_set[i]["pixels"] for i in idx]).to(device)
-    return vp, [(c.to(device), t.to(device)) for c, t in sampler(vp.shape[0], g)]
+    va = torch.stack([val_set[i]["actions"] for i in idx]).to(device) if actions else None
+    return ValBatch(vp, va, [(c.to(device), t.to(device)) for c, t in sampler(vp.shape[0], g)])
 
 
 class PretrainSteps:
@@ -175,7 +194,7 @@ class PretrainSteps:
         sampler: MaskSampler,
         ckpt: RunCheckpoint,
         logger: ScalarLogger,
-        val_batch: tuple[torch.Tensor, list[tuple[torch.Tensor, torch.Tensor]]] | None,
+        val_batch: ValBatch | None,
     ) -> None:
         tcfg, steps = cfg["train"], int(cfg["train"]["steps"])
         self.cfg, self.model, self.fwd, self.opt, self.sampler = cfg, model, fwd, opt, sampler
@@ -207,17 +226,19 @@ class PretrainSteps:
             )
             for c, t in self.sampler(self.bs, g)
         ]
+        actions = batch["actions"].to(self.device, non_blocking=True) if self.model.uses_actions else None
         with _autocast(self.device, self.precision):
-            out = self.fwd(pixels, masks, g, gather=all_gather_rows)  # SIGReg over the global batch
-        terms = all_reduce_mean(torch.stack([out.loss.detach(), out.pred_loss, out.sigreg]).float())
-        loss_val, pred_val, sig_val = terms.tolist()
+            out = self.fwd(pixels, masks, g, gather=all_gather_rows, actions=actions)  # SIGReg: global batch
+        terms = all_reduce_mean(torch.stack([out.loss.detach(), out.pred_loss, out.sigreg, out.action_loss]).float())
+        loss_val, pred_val, sig_val, act_val = terms.tolist()
         gnorm = guarded_update(
             self.opt, out.loss, {"loss": loss_val}, self.model.parameters(), self.clip, step, self.ckpt
         )
         self.model.update_target(mom)
         self.seen += self.bs
         self.loss = loss_val
-        scalars = {"loss": loss_val, "pred_loss": pred_val, "sigreg": sig_val, "lr": lr, "wd": wd, "ema_momentum": mom}
+        scalars = {"loss": loss_val, "pred_loss": pred_val, "sigreg": sig_val, "action_loss": act_val}
+        scalars = {**scalars, "lr": lr, "wd": wd, "ema_momentum": mom}
         return {**scalars, "grad_norm": gnorm, "tokens": out.tokens, "g": g}
 
     def log(self, done: int, out: dict[str, Any]) -> None:
@@ -232,7 +253,7 @@ class PretrainSteps:
     def validate(self, done: int) -> None:
         """Log the validation batch's loss and collapse stats."""
         assert self.val_batch is not None
-        self.logger.log(done, evaluate(self.model, self.val_batch[0], self.val_batch[1], self.device, self.precision))
+        self.logger.log(done, evaluate(self.model, self.val_batch, self.device, self.precision))
 
     def save(self, done: int) -> None:
         """Resume checkpoint after ``done`` steps (see RunCheckpoint.save)."""
@@ -271,7 +292,9 @@ def pretrain(
     tcfg = cfg["train"]
     steps, bs, seed = int(tcfg["steps"]), int(tcfg["batch_size"]), int(tcfg["seed"])
     local_batch_size(bs, dist.world_size)  # fail early when the global batch does not split evenly
-    model = build_model(cfg, dist.device)
+    train_set = build_dataset(cfg["data"], "train") if train_set is None else train_set
+    uses_actions = float((cfg.get("model") or {}).get("action_weight", 0.0)) > 0
+    model = build_model(cfg, dist.device, clip_action_dim(train_set) if uses_actions else 0)
     if dist.distributed:  # per-rank stream for anything drawn from the global RNG (dataloader worker seeds)
         torch.manual_seed(step_seed(seed, dist.rank, 2))
     sampler = build_mask_sampler(cfg, model.encoder.cfg)
@@ -289,12 +312,10 @@ def pretrain(
     logger = ckpt.open_logger(start, bool(tcfg.get("tensorboard", True)))
     fwd = wrap_ddp(model, dist)  # checkpoints hold the un-wrapped model: they move between world sizes
     cadence = Cadence.from_config(tcfg, time_budget=True)
-    loader = train_loader(
-        cfg, build_dataset(cfg["data"], "train") if train_set is None else train_set, start, cadence.stop, dist
-    )
+    loader = train_loader(cfg, train_set, start, cadence.stop, dist)
     val_batch = None
     if cadence.eval_every > 0 and dist.is_main:
-        val_batch = validation_batch(cfg, val_set, sampler, dist.device)
+        val_batch = validation_batch(cfg, val_set, sampler, dist.device, model.uses_actions)
     model.train()
     run = PretrainSteps(cfg, model, fwd, opt, lr_s, sampler, ckpt, logger, val_batch)
     done = run_steps(run, loader, start, cadence, logger, "pretrain" if progress and dist.is_main else None)
@@ -312,7 +333,7 @@ def pretrain(
         "resumed_from": start,
         "final_loss": run.loss,
         "encoder_params": num_params(model.encoder),
-        "predictor_params": num_params(model.predictor),
+        "predictor_params": sum(num_params(m) for m in (model.predictor, model.action_term) if m is not None),
         "seconds": time.perf_counter() - run.t0,
         "world_size": dist.world_size,
         "model": model,
