@@ -293,8 +293,7 @@ def pretrain(
     steps, bs, seed = int(tcfg["steps"]), int(tcfg["batch_size"]), int(tcfg["seed"])
     local_batch_size(bs, dist.world_size)  # fail early when the global batch does not split evenly
     train_set = build_dataset(cfg["data"], "train") if train_set is None else train_set
-    uses_actions = float((cfg.get("model") or {}).get("action_weight", 0.0)) > 0
-    model = build_model(cfg, dist.device, clip_action_dim(train_set) if uses_actions else 0)
+    model = build_model(cfg, dist.device, clip_action_dim(train_set))  # JEPA checks it against model.action_weight
     if dist.distributed:  # per-rank stream for anything drawn from the global RNG (dataloader worker seeds)
         torch.manual_seed(step_seed(seed, dist.rank, 2))
     sampler = build_mask_sampler(cfg, model.encoder.cfg)
