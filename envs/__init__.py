@@ -67,3 +67,4 @@ __all__ = [
     "resolve_id",
 ]
 import envs.adapter  # noqa: E402,F401  (registers wm/GymAdapter-v0: any gymnasium MuJoCo env)
+import envs.generic  # noqa: E402,F401  (registers wm/GymGeneric-v0: any gymnasium env with state hooks)

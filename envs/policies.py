@@ -13,12 +13,13 @@ from typing import Any, Protocol
 import gymnasium
 import numpy as np
 
-from envs.base import MujocoGoalEnv, wrap_angle
+from envs.base import wrap_angle
 from envs.push import PushEnv
 from envs.reacher import ReacherEnv
 from envs.tworoom import TwoRoomEnv
 
-POLICY_NAMES: tuple[str, ...] = ("random", "explore")
+POLICY_NAMES: tuple[str, ...] = ("random", "explore")  # every built-in task has these
+ENV_POLICY_NAMES: tuple[str, ...] = ("expert",)  # only envs with the expert capability (envs/contract.py)
 
 
 class Policy(Protocol):
@@ -290,14 +291,14 @@ class PushExplore:
         return _to_action(self.direction + self.noise())
 
 
-_EXPLORERS: dict[type[MujocoGoalEnv], Callable[..., Policy]] = {
+_EXPLORERS: dict[type, Callable[..., Policy]] = {
     TwoRoomEnv: TwoRoomExplore,
     ReacherEnv: ReacherExplore,
     PushEnv: PushExplore,
 }
 
 
-def register_explore_policy(env_class: type[MujocoGoalEnv], factory: Callable[..., Policy]) -> None:
+def register_explore_policy(env_class: type, factory: Callable[..., Policy]) -> None:
     """Make ``make_policy("explore", env, rng)`` build ``factory(env.unwrapped, rng)`` for ``env_class`` envs."""
     _EXPLORERS[env_class] = factory
 
@@ -305,8 +306,9 @@ def register_explore_policy(env_class: type[MujocoGoalEnv], factory: Callable[..
 def make_policy(
     name: str, env: gymnasium.Env, rng: np.random.Generator, kwargs: Mapping[str, Any] | None = None
 ) -> Policy:
-    """Build policy ``name`` ('random' or 'explore') for ``env`` (wrapped or not), drawing from ``rng``;
-    ``kwargs`` go to the explorer's constructor (e.g. ``rest_prob`` for TwoRoom and Reacher)."""
+    """Build policy ``name`` ('random', 'explore' or 'expert') for ``env`` (wrapped or not), drawing from ``rng``;
+    ``kwargs`` go to the explorer's constructor (e.g. ``rest_prob`` for TwoRoom and Reacher) or the expert's
+    (``noise``, ``random_prob``)."""
     kwargs = dict(kwargs or {})
     if name == "random":
         if kwargs:
@@ -327,4 +329,45 @@ def make_policy(
             f"No exploration policy for {type(task).__name__}; known tasks: "
             f"{[c.__name__ for c in _EXPLORERS]}."
         )
-    raise ValueError(f"Unknown policy {name!r}; choose one of {POLICY_NAMES}.")
+    if name == "expert":
+        return _expert_policy(env, rng, kwargs)
+    raise ValueError(f"Unknown policy {name!r}; choose one of {POLICY_NAMES + ENV_POLICY_NAMES}.")
+
+
+class ExpertPolicy:
+    """The env's own expert (``expert_action()``, envs/contract.py's ExpertEnv: a user-supplied policy toward the
+    episode's goal) with optional exploration: Gaussian noise of std ``noise`` on every action, and a uniform
+    random action instead with probability ``random_prob``."""
+
+    def __init__(self, env: Any, rng: np.random.Generator, noise: float = 0.0, random_prob: float = 0.0) -> None:
+        if not float(noise) >= 0.0:
+            raise ValueError(f"noise={noise} must be >= 0 (std of the Gaussian added to the expert's actions).")
+        if not 0.0 <= float(random_prob) <= 1.0:
+            raise ValueError(f"random_prob={random_prob} must lie in [0, 1].")
+        self.env, self.rng, self.noise, self.random_prob = env, rng, float(noise), float(random_prob)
+
+    def reset(self) -> None:
+        """Stateless (the env knows the goal): nothing to reset."""
+
+    def __call__(self, obs: Mapping[str, np.ndarray]) -> np.ndarray:
+        """The expert's action (A,) float32, perturbed as configured, clipped to [-1, 1]."""
+        act = np.asarray(self.env.expert_action(), dtype=np.float64)  # (A,)
+        if self.random_prob > 0 and self.rng.random() < self.random_prob:
+            act = self.rng.uniform(-1.0, 1.0, act.shape)
+        elif self.noise > 0:
+            act = act + self.noise * self.rng.standard_normal(act.shape)
+        return _to_action(act)
+
+
+def _expert_policy(env: gymnasium.Env, rng: np.random.Generator, kwargs: dict[str, Any]) -> Policy:
+    """ExpertPolicy for an env with the expert capability; a clear error naming the fix otherwise."""
+    from envs.contract import EXPERT_MEMBERS, describe_missing
+
+    task = env.unwrapped
+    missing = describe_missing(task, EXPERT_MEMBERS)
+    if missing:
+        raise ValueError(f"policy 'expert' needs an env with an expert policy: {'; '.join(missing)}")
+    unknown = sorted(set(kwargs) - {"noise", "random_prob"})
+    if unknown:
+        raise ValueError(f"policy_kwargs {unknown} do not fit the expert policy; it takes noise and random_prob")
+    return ExpertPolicy(task, rng, **kwargs)

@@ -14,7 +14,7 @@ import tempfile
 import time
 from pathlib import Path
 
-from scripts.common import setup_headless
+from scripts.common import ArgumentParser, positive_int, setup_headless, user_errors_exit
 
 setup_headless()
 
@@ -116,21 +116,35 @@ def bench_clip_reads(path: Path, naive_path: Path, clip_len: int, n: int) -> dic
     return {"chunked": ours, "in_memory": in_mem, "naive": naive}
 
 
-def main() -> None:
-    parser = argparse.ArgumentParser(
-        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
-    )
+def check_env_id(env_id: str) -> None:
+    """ValueError naming the registered wm/* environments when ``env_id`` is not a registered one."""
+    import gymnasium
+
+    import envs  # noqa: F401  (registers wm/* environments)
+
+    if env_id not in gymnasium.registry:
+        ours = sorted(k for k in gymnasium.registry if k.startswith("wm/"))
+        raise ValueError(f"--env {env_id!r} is not a registered environment; use one of {', '.join(ours)}")
+
+
+@user_errors_exit
+def main(argv: list[str] | None = None) -> None:
+    """Parse and check the arguments, then run the three measurements and print them."""
+    parser = ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--env", default="wm/TwoRoom-v0")
-    parser.add_argument("--episodes", type=int, default=40)
-    parser.add_argument("--length", type=int, default=100)
-    parser.add_argument("--workers", type=int, default=os.cpu_count() or 1)
-    parser.add_argument("--image-size", type=int, default=64)
-    parser.add_argument("--clip-len", type=int, default=8)
-    parser.add_argument("--reads", type=int, default=2000)
+    parser.add_argument("--episodes", type=positive_int, default=40)
+    parser.add_argument("--length", type=positive_int, default=100)
+    parser.add_argument("--workers", type=positive_int, default=os.cpu_count() or 1)
+    parser.add_argument("--image-size", type=positive_int, default=64)
+    parser.add_argument("--clip-len", type=positive_int, default=8)
+    parser.add_argument("--reads", type=positive_int, default=2000)
     parser.add_argument("--quick", action="store_true", help="small sizes for a smoke run")
-    args = parser.parse_args()
+    args = parser.parse_args(argv)
     if args.quick:
         args.episodes, args.length, args.reads = 8, 50, 300
+    if args.clip_len > args.length + 1:
+        parser.error(f"--clip-len {args.clip_len} is longer than an episode ({args.length} steps + 1 frames)")
+    check_env_id(args.env)
 
     print(
         f"bench_data: env={args.env} image={args.image_size}px workers={args.workers} cpus={os.cpu_count()}"

@@ -45,6 +45,7 @@ from omegaconf import DictConfig, OmegaConf
 from torch import Tensor
 
 from planners.problems import PlanningProblem, planning_suite
+from scripts.common import ArgumentParser, positive_int, user_errors_exit
 
 CONFIG_DIR = Path(__file__).resolve().parents[1] / "configs" / "planner"
 TARGET = 1.10  # worst-case cost / optimum every shipped config must reach at its yaml budget
@@ -226,17 +227,23 @@ def section(title: str, configs: dict[str, DictConfig], suite: list[PlanningProb
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     """Command-line options."""
-    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p = ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--quick", action="store_true", help="the QUICK subset of problems (planners/problems.py)")
-    p.add_argument("--seeds", type=int, default=3, help="planner seeds per problem")
-    p.add_argument("--batch", type=int, default=4, help="environments per problem (B)")
+    p.add_argument("--seeds", type=positive_int, default=3, help="planner seeds per problem")
+    p.add_argument("--batch", type=positive_int, default=4, help="environments per problem (B)")
     p.add_argument("--configs", default="", help="comma-separated config names (default: all yamls)")
     p.add_argument("--no-refs", action="store_true", help="skip pytorch-mppi and torchrl references")
     p.add_argument("--no-small", action="store_true", help="skip the 64 x 5 (main job budget) section")
     p.add_argument("--out", default="", help="also write the markdown tables to this file")
-    return p.parse_args(argv)
+    args = p.parse_args(argv)
+    known = sorted(q.stem for q in CONFIG_DIR.glob("*.yaml"))
+    unknown = [c for c in args.configs.split(",") if c and c not in known]
+    if unknown:
+        p.error(f"--configs: no planner config {', '.join(map(repr, unknown))}; choose from {', '.join(known)}")
+    return args
 
 
+@user_errors_exit
 def main(argv: list[str] | None = None) -> None:
     """Run both sections and print (and optionally write) the markdown tables."""
     args = parse_args(argv)

@@ -29,6 +29,7 @@ from planners.cem import CEMPlanner
 from planners.cuda_graph import GraphedCost
 from planners.icem import ICEMPlanner
 from planners.mppi import MPPIPlanner
+from scripts.common import ArgumentParser, non_negative_int, positive_int, positive_int_list, user_errors_exit
 from worldmodel.models.predictor import ActionConditionedPredictor
 
 _TRL_ENV: list[object] = []  # last torchrl env built (used by the equivalence check)
@@ -46,28 +47,28 @@ class Problem:
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     """Command-line settings (see --help); presets --quick and --gpu-target override sizes."""
-    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p = ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--device", default="cpu", help="cpu or cuda")
     p.add_argument("--quick", action="store_true", help="reduced run: smaller budget, 1 repeat")
     p.add_argument("--gpu-target", action="store_true", help="~15M-param model, 300x30x5 (GPU target)")
-    p.add_argument("--width", type=int, default=192)
-    p.add_argument("--depth", type=int, default=6)
-    p.add_argument("--heads", type=int, default=6)
-    p.add_argument("--latent-dim", type=int, default=64)
-    p.add_argument("--tokens", type=int, default=1, help="latent tokens per frame N")
-    p.add_argument("--action-dim", type=int, default=2)
-    p.add_argument("--history", type=int, default=3, help="T0 context frames (DINO-WM default num_hist=3)")
-    p.add_argument("--samples", type=int, default=300)
-    p.add_argument("--iterations", type=int, default=10)
-    p.add_argument("--horizon", type=int, default=5)
-    p.add_argument("--elites", type=int, default=30)
+    p.add_argument("--width", type=positive_int, default=192)
+    p.add_argument("--depth", type=positive_int, default=6)
+    p.add_argument("--heads", type=positive_int, default=6)
+    p.add_argument("--latent-dim", type=positive_int, default=64)
+    p.add_argument("--tokens", type=positive_int, default=1, help="latent tokens per frame N")
+    p.add_argument("--action-dim", type=positive_int, default=2)
+    p.add_argument("--history", type=positive_int, default=3, help="T0 context frames (DINO-WM default num_hist=3)")
+    p.add_argument("--samples", type=positive_int, default=300)
+    p.add_argument("--iterations", type=positive_int, default=10)
+    p.add_argument("--horizon", type=positive_int, default=5)
+    p.add_argument("--elites", type=positive_int, default=30)
     p.add_argument("--envs", default="1,16", help="comma-separated env counts B")
     p.add_argument("--cost", choices=["all", "final"], default="all", help="L1 on all or the final latent")
     p.add_argument("--chunk-size", type=int, default=-1, help="rows per chunk (-1: 300 CPU, none GPU)")
-    p.add_argument("--repeats", type=int, default=3, help="timed plans per row (median reported)")
-    p.add_argument("--ref-envs", type=int, default=0,
+    p.add_argument("--repeats", type=positive_int, default=3, help="timed plans per row (median reported)")
+    p.add_argument("--ref-envs", type=non_negative_int, default=0,
                    help="time the per-env reference on this many envs and scale linearly (0 = all)")
-    p.add_argument("--threads", type=int, default=0, help="torch intra-op threads (0 = leave default)")
+    p.add_argument("--threads", type=non_negative_int, default=0, help="torch intra-op threads (0 = leave default)")
     p.add_argument("--no-graph", action="store_true", help="GPU: do not CUDA-graph our cost function")
     p.add_argument("--tf32", action=argparse.BooleanOptionalAction, default=True, help="GPU: TF32 matmuls")
     p.add_argument("--bf16", action="store_true", help="GPU: bfloat16 predictor weights (ours and reference)")
@@ -84,7 +85,24 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         args.elites = min(args.elites, 10)
         if args.device == "cpu" and args.ref_envs == 0:
             args.ref_envs = 2
+    check_args(p, args)
     return args
+
+
+def check_args(p: argparse.ArgumentParser, args: argparse.Namespace) -> None:
+    """Refuse settings the benchmark cannot run with (one ``error:`` line, exit status 2)."""
+    try:
+        positive_int_list(args.envs)
+    except argparse.ArgumentTypeError as exc:
+        p.error(f"argument --envs: {exc}")
+    if not (args.device == "cpu" or args.device == "cuda" or args.device.startswith("cuda:")):
+        p.error(f"argument --device: expected cpu, cuda or cuda:N, got {args.device!r}")
+    if args.device != "cpu" and not torch.cuda.is_available():
+        p.error(f"argument --device {args.device}: no CUDA device here; use --device cpu")
+    if args.width % args.heads:
+        p.error(f"--width {args.width} must be divisible by --heads {args.heads}")
+    if args.elites > args.samples:
+        p.error(f"--elites {args.elites} must not exceed --samples {args.samples}")
 
 
 def sync(device: torch.device) -> None:
@@ -307,6 +325,7 @@ def profile_plan(planner: CEMPlanner, cost: Callable[[Tensor], Tensor], b: int) 
     print(prof.key_averages().table(sort_by="self_cuda_time_total", row_limit=12, max_name_column_width=60))
 
 
+@user_errors_exit
 def main(argv: list[str] | None = None) -> None:
     """Run the benchmark rows for each B and print latencies and ratios."""
     args = parse_args(argv)

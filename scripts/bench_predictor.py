@@ -22,7 +22,7 @@ from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from scripts.common import user_errors_exit  # noqa: E402
+from scripts.common import ArgumentParser, non_negative_int, positive_int, user_errors_exit  # noqa: E402
 
 TARGET = 5.0
 
@@ -40,10 +40,10 @@ def _timed_steps(step_fn: Any, steps: int, warmup: int) -> float:
 @user_errors_exit
 def main(argv: list[str] | None = None) -> None:
     """Measure both training paths on the same data, predictor and losses; print a table and JSON."""
-    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("--steps", type=int, default=20, help="timed optimiser steps per path")
-    ap.add_argument("--warmup", type=int, default=2)
-    ap.add_argument("--threads", type=int, default=None, help="torch CPU threads (default: torch's)")
+    ap = ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--steps", type=positive_int, default=20, help="timed optimiser steps per path")
+    ap.add_argument("--warmup", type=non_negative_int, default=2)
+    ap.add_argument("--threads", type=positive_int, default=None, help="torch CPU threads (default: torch's)")
     ap.add_argument("--skip-build", action="store_true", help="do not time a fresh cache build")
     ap.add_argument("--json", default=None, help="also write the results here")
     args, overrides = ap.parse_known_args(argv)

@@ -27,6 +27,13 @@ import torch.nn.functional as F
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
+from scripts.common import (  # noqa: E402
+    ArgumentParser,
+    non_negative_int,
+    positive_float,
+    positive_int,
+    user_errors_exit,
+)
 from worldmodel.models.jepa import JEPA, JEPAConfig, gather_tokens  # noqa: E402
 from worldmodel.models.masks import MaskSampler, default_vjepa_specs  # noqa: E402
 from worldmodel.models.vit import EncoderConfig, VideoViT  # noqa: E402
@@ -137,20 +144,31 @@ def child(args: argparse.Namespace) -> dict[str, Any]:
     return rec
 
 
-def main() -> None:
+@user_errors_exit
+def main(argv: list[str] | None = None) -> None:
     """Parse args; as parent, run both variants in subprocesses and print a table with the speed ratio."""
-    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p = ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--device", default="cpu")
     p.add_argument("--encoder", default="tiny", help="configs/encoder/<name>.yaml")
-    p.add_argument("--batch-size", type=int, default=None)
-    p.add_argument("--steps", type=int, default=None, help="timed steps per variant")
-    p.add_argument("--warmup", type=int, default=None, help="untimed steps (default 1 on cpu, 3 on cuda)")
-    p.add_argument("--threads", type=int, default=None, help="torch threads (default: 2 on cpu, all cores on cuda)")
-    p.add_argument("--budget-s", type=float, default=None, help="cap on timed seconds per variant")
+    p.add_argument("--batch-size", type=positive_int, default=None)
+    p.add_argument("--steps", type=positive_int, default=None, help="timed steps per variant")
+    p.add_argument("--warmup", type=non_negative_int, default=None, help="untimed steps (default 1 on cpu, 3 on cuda)")
+    p.add_argument(
+        "--threads", type=positive_int, default=None, help="torch threads (default: 2 on cpu, all cores on cuda)"
+    )
+    p.add_argument("--budget-s", type=positive_float, default=None, help="cap on timed seconds per variant")
     p.add_argument("--quick", action="store_true", help="few steps (smoke / quick comparison)")
     p.add_argument("--variant", choices=["batched", "loop"], help=argparse.SUPPRESS)
     p.add_argument("--json", action="store_true", help="print the raw records as JSON too")
-    args = p.parse_args()
+    args = p.parse_args(argv)
+    encoders = sorted(q.stem for q in (ROOT / "configs" / "encoder").glob("*.yaml"))
+    if args.encoder not in encoders:
+        choose = ", ".join(encoders)
+        p.error(f"argument --encoder: no config configs/encoder/{args.encoder}.yaml; choose one of {choose}")
+    if not (args.device == "cpu" or args.device.startswith("cuda")):
+        p.error(f"argument --device: expected cpu, cuda or cuda:N, got {args.device!r}")
+    if args.device.startswith("cuda") and not torch.cuda.is_available():
+        p.error(f"argument --device {args.device}: no CUDA device here; use --device cpu")
     if args.batch_size is None:
         args.batch_size = 64 if args.device.startswith("cuda") else 32
     if args.warmup is None:

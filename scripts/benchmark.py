@@ -10,16 +10,14 @@ an evaluate run under out_dir/runs/. Re-running the same command resumes (config
 
 from __future__ import annotations
 
-from scripts.common import setup_headless, user_errors_exit
+from scripts.common import hydra_main, setup_headless
 
 setup_headless()
 
-import hydra  # noqa: E402
 from omegaconf import DictConfig, OmegaConf  # noqa: E402
 
 
-@hydra.main(config_path="../configs", config_name="benchmark", version_base="1.3")
-@user_errors_exit
+@hydra_main("../configs", "benchmark")
 def main(cfg: DictConfig) -> None:
     """Check the inputs, run (or resume) every run, print the table and where it was written."""
     from worldmodel.eval.benchmark import run_benchmark

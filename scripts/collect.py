@@ -7,14 +7,21 @@ Re-running the same command resumes an interrupted collection; see worldmodel/da
 
 from __future__ import annotations
 
-from scripts.common import setup_headless, user_errors_exit
+from scripts.common import hydra_main, setup_headless
 
 setup_headless()
 
-import hydra  # noqa: E402
 from omegaconf import DictConfig, OmegaConf  # noqa: E402
 
 from worldmodel.data.collect import CollectConfig, collect  # noqa: E402
+
+
+def _number(cfg: DictConfig, key: str) -> int:
+    """The integer config value ``key``; ValueError naming the key for anything else (``episodes=abc``)."""
+    value = cfg[key]
+    if isinstance(value, bool) or not isinstance(value, int):
+        raise ValueError(f"{key}={value!r} must be an integer (e.g. {key}=10)")
+    return value
 
 
 def config_from_hydra(cfg: DictConfig) -> CollectConfig:
@@ -24,20 +31,19 @@ def config_from_hydra(cfg: DictConfig) -> CollectConfig:
         env_id=str(cfg.env.id),
         env_kwargs=dict(kwargs),  # type: ignore[arg-type]
         out=str(cfg.out),
-        episodes=int(cfg.episodes),
-        episode_length=int(cfg.episode_length),
+        episodes=_number(cfg, "episodes"),
+        episode_length=_number(cfg, "episode_length"),
         policy=str(cfg.policy),
         policy_kwargs=dict(OmegaConf.to_container(cfg.policy_kwargs, resolve=True)) if "policy_kwargs" in cfg else {},  # type: ignore[arg-type]
-        seed=int(cfg.seed),
-        workers=int(cfg.workers),
+        seed=_number(cfg, "seed"),
+        workers=_number(cfg, "workers"),
         overwrite=bool(cfg.overwrite),
         compression=None if cfg.compression in (None, "none") else str(cfg.compression),
         keep_shards=bool(cfg.keep_shards),
     )
 
 
-@hydra.main(config_path="../configs", config_name="collect", version_base="1.3")
-@user_errors_exit
+@hydra_main("../configs", "collect")
 def main(cfg: DictConfig) -> None:
     """Collect, then print a one-line summary of the file."""
     from worldmodel.data.reader import TrajectoryFile

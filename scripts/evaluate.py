@@ -9,16 +9,14 @@ from __future__ import annotations
 
 import os
 
-from scripts.common import setup_headless, user_errors_exit
+from scripts.common import hydra_main, setup_headless
 
 setup_headless()
 
-import hydra  # noqa: E402
 from omegaconf import DictConfig, OmegaConf  # noqa: E402
 
 
-@hydra.main(config_path="../configs", config_name="evaluate", version_base="1.3")
-@user_errors_exit
+@hydra_main("../configs", "evaluate")
 def main(cfg: DictConfig) -> None:
     """Evaluate and print the results table (a sharded process that did not merge says where its shard is)."""
     from worldmodel.checkpoint import CheckpointError

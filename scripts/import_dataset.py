@@ -3,7 +3,9 @@
     python scripts/import_dataset.py --config-name lerobot source=my.h5 out=data/mine.h5
     python scripts/import_dataset.py --config-name minari source=mujoco/reacher/expert-v0 out=data/r.h5 dry_run=true
 
-Each file in configs/import/ is a complete import config (an ImportSpec); any field can be overridden.
+Each file in configs/import/ is a complete import config (an ImportSpec); any field can be overridden. A mapped
+key the source lacks is an error unless its column is in the preset's optional_keys; the summary says what stood
+in for such a column and lists the source's columns that were not used.
 
 Validates every episode (keys, shapes, dtypes, NaNs, episode boundaries, timestamps), prints a summary and
 writes our HDF5 schema atomically; see docs/own_data.md.
@@ -11,13 +13,12 @@ writes our HDF5 schema atomically; see docs/own_data.md.
 
 from __future__ import annotations
 
-from scripts.common import setup_headless, user_errors_exit
+from scripts.common import hydra_main, setup_headless
 
 setup_headless()
 
 import json  # noqa: E402
 
-import hydra  # noqa: E402
 from omegaconf import DictConfig, OmegaConf  # noqa: E402
 
 from worldmodel.data.importers.spec import ImportSpec  # noqa: E402
@@ -30,8 +31,7 @@ def spec_from_hydra(cfg: DictConfig) -> ImportSpec:
     return ImportSpec.from_dict({str(k): v for k, v in fields.items()})
 
 
-@hydra.main(config_path="../configs/import", config_name="episodes", version_base="1.3")
-@user_errors_exit
+@hydra_main("../configs/import", "episodes")
 def main(cfg: DictConfig) -> None:
     """Import, then print the import summary and (unless dry_run) the written file's own summary."""
     from worldmodel.data.importers import import_dataset

@@ -9,21 +9,19 @@ import argparse
 import json
 from pathlib import Path
 
-from scripts.common import user_errors_exit
+from scripts.common import ArgumentParser, positive_int, user_errors_exit
 
 
 @user_errors_exit
 def main(argv: list[str] | None = None) -> None:
     """Validate the file, print its summary as aligned key/value lines, write the previews."""
-    parser = argparse.ArgumentParser(
-        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
-    )
+    parser = ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("path", type=Path, help="trajectory HDF5 file")
     parser.add_argument(
         "--out", type=Path, default=None, help="folder for previews (default: beside the file)"
     )
-    parser.add_argument("--episodes", type=int, default=6, help="episodes in the preview grid")
-    parser.add_argument("--frames", type=int, default=8, help="frames per episode in the grid")
+    parser.add_argument("--episodes", type=positive_int, default=6, help="episodes in the preview grid")
+    parser.add_argument("--frames", type=positive_int, default=8, help="frames per episode in the grid")
     parser.add_argument("--video", action="store_true", help="also write an mp4 of the first episodes")
     parser.add_argument("--verify", action="store_true", help="read every row to detect corruption")
     parser.add_argument("--json", action="store_true", help="print the summary as JSON")

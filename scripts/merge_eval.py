@@ -7,17 +7,15 @@ Exits with status 2 and writes nothing when a shard is missing, unfinished, or r
 
 from __future__ import annotations
 
-import argparse
-
-from scripts.common import user_errors_exit
+from scripts.common import ArgumentParser, positive_int, user_errors_exit
 
 
 @user_errors_exit
 def main(argv: list[str] | None = None) -> None:
     """Parse the arguments, merge, print the results table."""
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser = ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("out_dir", help="evaluation folder holding episodes_<method>.shard<i>of<n>.jsonl files")
-    parser.add_argument("--shards", type=int, default=None, help="shard count (default: from the file names)")
+    parser.add_argument("--shards", type=positive_int, default=None, help="shard count (default: from the file names)")
     args = parser.parse_args(argv)
     from worldmodel.eval.shard import merge_shards
     from worldmodel.eval.summary import format_table

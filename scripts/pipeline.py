@@ -6,17 +6,17 @@ python scripts/pipeline.py env=reacher planner=mppi
 
 from __future__ import annotations
 
-from scripts.common import setup_headless, user_errors_exit
+import re
+
+from scripts.common import fail, hydra_main, setup_headless
 
 setup_headless()
 
-import hydra  # noqa: E402
 from hydra.core.hydra_config import HydraConfig  # noqa: E402
 from omegaconf import DictConfig, OmegaConf  # noqa: E402
 
 
-@hydra.main(config_path="../configs", config_name="pipeline", version_base="1.3")
-@user_errors_exit
+@hydra_main("../configs", "pipeline")
 def main(cfg: DictConfig) -> None:
     """Run the stages (reusing finished ones) and print where the report is."""
     from worldmodel.pipeline import run_pipeline
@@ -28,7 +28,20 @@ def main(cfg: DictConfig) -> None:
     try:
         run_pipeline(plain)  # type: ignore[arg-type]
     except RuntimeError as exc:
-        raise SystemExit(f"error: {exc}") from None
+        refused = stage_refused_input(str(exc))
+        if refused:  # the stage's own one-line error: bad input, so exit status 2 as the stage did
+            fail(refused)
+        raise SystemExit(f"error: {exc}") from None  # a stage that crashed: the tail of its log, exit status 1
+
+
+def stage_refused_input(message: str) -> str | None:
+    """For a stage that exited with status 2 (a script refusing bad input), one line naming the stage, its
+    ``error:`` line and its log; None for any other failure."""
+    head = re.match(r"stage (\S+) failed \(exit 2\); log (.+?):\n", message)
+    errors = [ln[len("error: ") :] for ln in message.splitlines()[1:] if ln.startswith("error: ")]
+    if not head or not errors:
+        return None
+    return f"stage {head.group(1)} failed on bad input: {errors[-1]} (log {head.group(2)})"
 
 
 if __name__ == "__main__":

@@ -12,19 +12,17 @@ from __future__ import annotations
 import sys
 from pathlib import Path
 
-import hydra
 from omegaconf import DictConfig
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from scripts.common import run_training, user_errors_exit  # noqa: E402
+from scripts.common import hydra_main, run_training  # noqa: E402
 from worldmodel.training.distributed import hydra_worker_overrides  # noqa: E402
 from worldmodel.training.loop import config_to_dict  # noqa: E402
 from worldmodel.training.pretrain import pretrain  # noqa: E402
 
 
-@hydra.main(config_path="../configs", config_name="pretrain", version_base="1.3")
-@user_errors_exit
+@hydra_main("../configs", "pretrain")
 def main(cfg: DictConfig) -> None:
     """Run pretraining into cfg.out_dir and print a JSON summary (rank 0 under torchrun)."""
     run_training(

@@ -1,9 +1,17 @@
 """Probe a frozen encoder against a random-init one of the same shape on held-out episodes.
 
 python scripts/probe_encoder.py --data data/tworoom.h5 --encoder runs/pretrain/X/encoder.pt [--random PATH]
+python scripts/probe_encoder.py --data data/mine.h5 --encoder ENC.pt --coords 'x=state[0],y=state[1]' --radius 0.05
 
-Linear (ridge) probes from pooled frame embeddings to the env's task coordinates (R^2, RMSE, RMSE / success
-radius) and Spearman correlation of latent L1 distance with the env's task distance (all pairs, near pairs).
+Linear (ridge) probes from pooled frame embeddings to task coordinates (R^2, RMSE, RMSE / success radius) and
+Spearman correlation of latent L1 distance with the true task distance (all pairs, near pairs).
+
+Task coordinates come from the file's environment when it is one of the library's (its task coordinates,
+success radius and exact task distance). Otherwise -- an imported file records env_id none -- or with --coords,
+they come from the file's columns: state, proprio, a slice (state[0:2]) or named parts (x=state[0],y=state[1]),
+with Euclidean distance between them; --radius sets the success radius in those coordinates (without it the
+RMSE/radius, near-pair and nearest-neighbour rows are left out). Without an env and without --coords the
+state column is probed (dims that never change are left out, with a note).
 """
 
 from __future__ import annotations
@@ -11,6 +19,7 @@ from __future__ import annotations
 import argparse
 import json
 import sys
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -18,13 +27,164 @@ import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from worldmodel.eval.probes import env_pair_distances, load_probe_frames, make_env, probe_encoder  # noqa: E402
+from scripts.common import (  # noqa: E402
+    ArgumentParser,
+    positive_float,
+    positive_int,
+    user_errors_exit,
+)
+from worldmodel.eval.probes import (  # noqa: E402
+    CoordSpec,
+    constant_coords,
+    coord_pair_distances,
+    describe_coords,
+    env_pair_distances,
+    load_probe_frames,
+    parse_coords,
+    probe_encoder,
+    task_env,
+)
 from worldmodel.models.vit import VideoViT, load_encoder  # noqa: E402
+
+EXAMPLE_COORDS = "--coords 'x=state[0],y=state[1]'"
+
+
+@dataclass
+class Target:
+    """What the probes predict: coordinates of the train and test frames, their names, the success radius and
+    (i, j, true distance) pairs over the test frames; ``label`` says where they came from (header line)."""
+
+    names: list[str]
+    radius: float | None
+    train: torch.Tensor  # (M, K)
+    test: torch.Tensor  # (M', K)
+    pairs: tuple[torch.Tensor, torch.Tensor, torch.Tensor]
+    label: str
 
 
 def parse_grids(text: str) -> list[tuple[int, int] | None]:
-    """'2,4,mean' -> [(2, 2), (4, 4), None]."""
-    return [None if g == "mean" else (int(g), int(g)) for g in text.split(",") if g]
+    """'2,4,mean' -> [(2, 2), (4, 4), None]; ValueError for anything else."""
+    grids: list[tuple[int, int] | None] = []
+    for g in (t.strip() for t in text.split(",")):
+        if g == "mean":
+            grids.append(None)
+        elif g.isdigit() and int(g) >= 1:
+            grids.append((int(g), int(g)))
+        else:
+            raise ValueError(f"--grids {text!r}: {g!r} is not a pooling grid; use sizes >= 1 or mean, e.g. 2,4,mean")
+    return grids
+
+
+def val_fraction(text: str) -> float:
+    """argparse type: a fraction strictly between 0 and 1."""
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a number between 0 and 1, got {text!r}") from None
+    if not 0.0 < value < 1.0:
+        raise argparse.ArgumentTypeError(f"must lie strictly between 0 and 1, got {text}")
+    return value
+
+
+def parse_args(argv: list[str] | None) -> argparse.Namespace:
+    """Command-line options, checked (one ``error:`` line and exit status 2 for a bad one)."""
+    p = ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--data", required=True, help="trajectory HDF5 file (ours, collected or imported)")
+    p.add_argument("--encoder", required=True, help="encoder.pt exported by scripts/pretrain.py")
+    p.add_argument(
+        "--random",
+        default=None,
+        help="random-init encoder.pt (default: encoder_random.pt beside --encoder, else a fresh init)",
+    )
+    p.add_argument(
+        "--coords",
+        default=None,
+        help="task coordinates from the file's columns instead of its env: state, proprio, state[0:2], or "
+        "named parts x=state[0],y=state[1],yaw=state[4] (default: the env's; state when the file has no env)",
+    )
+    p.add_argument(
+        "--radius",
+        type=positive_float,
+        default=None,
+        help="success radius in the task coordinates (default: the env's; none for column coordinates)",
+    )
+    p.add_argument("--grids", default="2,4", help="pooling grids, e.g. 2,4,mean")
+    p.add_argument("--max-train", type=positive_int, default=4000)
+    p.add_argument("--max-test", type=positive_int, default=2000)
+    p.add_argument("--anchors", type=positive_int, default=200, help="anchor frames for the pair distances")
+    p.add_argument("--val-fraction", type=val_fraction, default=0.1)
+    p.add_argument("--device", default="cpu")
+    p.add_argument("--threads", type=positive_int, default=None)
+    p.add_argument("--json", default=None, help="write the full result dict here")
+    args = p.parse_args(argv)
+    args.grids = parse_grids(args.grids)
+    if not (args.device == "cpu" or args.device == "cuda" or args.device.startswith("cuda:")):
+        p.error(f"argument --device: expected cpu, cuda or cuda:N, got {args.device!r}")
+    if args.json and Path(args.json).is_dir():
+        p.error(f"argument --json: {args.json} is a folder; give a file name")
+    return args
+
+
+def column_dims(path: str) -> tuple[dict[str, Any], dict[str, int]]:
+    """The file's metadata and the widths of the columns coordinates can come from (checks the file first)."""
+    from worldmodel.data.reader import TrajectoryFile
+
+    tf = TrajectoryFile(path)
+    try:
+        meta = {"env_id": tf.meta.env_id, "env_kwargs": tf.meta.env_kwargs}
+        return meta, {"state": tf.column_shape("state")[0], "proprio": tf.column_shape("proprio")[0]}
+    finally:
+        tf.close()
+
+
+def choose_coordinates(args: argparse.Namespace, meta: dict[str, Any], dims: dict[str, int]) -> tuple[Any, CoordSpec]:
+    """(env, None) for the env's task coordinates, or (None, spec) for coordinates from the file's columns."""
+    if args.coords is not None:
+        try:
+            return None, parse_coords(args.coords, dims)
+        except ValueError as exc:
+            raise ValueError(f"--coords: {exc}") from None
+    env, why = task_env(meta)
+    if env is not None:
+        return env, None  # type: ignore[return-value]
+    print(f"note: {why}; probing the file's state column ({dims['state']} dims); choose with {EXAMPLE_COORDS}")
+    return None, parse_coords("state", dims)
+
+
+def env_target(env: Any, train: dict[str, Any], test: dict[str, Any], args: argparse.Namespace) -> Target:
+    """The env's task coordinates, success radius (or --radius) and exact task distances (as always)."""
+    radius = float(args.radius) if args.radius is not None else float(env.success_threshold)
+
+    def to_coords(st: torch.Tensor) -> torch.Tensor:
+        return torch.as_tensor(env.state_to_task_coords(st.double().numpy()), dtype=torch.float64)
+
+    pairs = env_pair_distances(env, test["states"].double().numpy(), args.anchors)
+    label = f"env {train['meta']['env_id']}"
+    return Target(
+        list(env.task_coord_names), radius, to_coords(train["states"]), to_coords(test["states"]), pairs, label
+    )
+
+
+def column_target(spec: CoordSpec, train: dict[str, Any], test: dict[str, Any], args: argparse.Namespace) -> Target:
+    """Coordinates from the file's columns with Euclidean task distance; dims that never change are an error
+    when chosen with --coords and left out (with a note) from the default state column."""
+    names, sources, tr, te = spec.names, spec.sources, spec.select(train), spec.select(test)
+    flat = constant_coords(tr, names)
+    if flat and (args.coords is not None or len(flat) == len(names)):
+        which = "--coords" if args.coords is not None else "the state column"
+        raise ValueError(
+            f"{which}: {', '.join(flat)} never change over the training frames, so no probe can score them "
+            f"(an import without a state column stores a copy of proprio, or zeros); choose others with "
+            f"{EXAMPLE_COORDS} or --coords proprio"
+        )
+    if flat:
+        print(f"note: left out {', '.join(flat)}: constant over the training frames")
+        keep = [k for k, n in enumerate(names) if n not in flat]
+        names, sources, tr, te = [names[k] for k in keep], [sources[k] for k in keep], tr[:, keep], te[:, keep]
+    pairs = coord_pair_distances(te, args.anchors)
+    where = describe_coords(names, sources)
+    label = f"env {train['meta']['env_id']} (coordinates from the file: {where}; Euclidean distance)"
+    return Target(names, args.radius, tr, te, pairs, label)
 
 
 def random_like(encoder: VideoViT, seed: int, device: str) -> VideoViT:
@@ -33,6 +193,22 @@ def random_like(encoder: VideoViT, seed: int, device: str) -> VideoViT:
     enc = VideoViT(encoder.cfg).to(device).eval()
     enc.requires_grad_(False)
     return enc
+
+
+def load_encoders(args: argparse.Namespace) -> tuple[VideoViT, VideoViT, str]:
+    """(pretrained, random-init, where the random-init one came from); a bad checkpoint is a ValueError."""
+    from worldmodel.checkpoint import CheckpointError
+
+    rnd_path = Path(args.random) if args.random else Path(args.encoder).with_name("encoder_random.pt")
+    if args.random and not rnd_path.is_file():
+        raise ValueError(f"--random {rnd_path} not found (leave --random out to use a fresh random init)")
+    try:
+        enc = load_encoder(args.encoder, args.device)
+        if rnd_path.is_file():
+            return enc, load_encoder(rnd_path, args.device), str(rnd_path)
+    except CheckpointError as exc:
+        raise ValueError(f"{exc} (give an encoder.pt exported by scripts/pretrain.py)") from None
+    return enc, random_like(enc, 0, args.device), "fresh seed 0"
 
 
 def print_table(results: dict[str, dict[str, Any]], names: list[str], radius: float | None) -> None:
@@ -74,59 +250,40 @@ def print_table(results: dict[str, dict[str, Any]], names: list[str], radius: fl
         print(f"{k:<28}" + "".join(f"{results[e]['collapse'][k]:>{w}.4f}" for e in encs))
 
 
-def main() -> None:
-    """Load data and encoders, run the probes, print the table (and optionally write JSON)."""
-    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("--data", required=True)
-    p.add_argument("--encoder", required=True, help="encoder.pt exported by scripts/pretrain.py")
-    p.add_argument(
-        "--random",
-        default=None,
-        help="random-init encoder.pt (default: encoder_random.pt beside --encoder, else a fresh init)",
-    )
-    p.add_argument("--grids", default="2,4", help="pooling grids, e.g. 2,4,mean")
-    p.add_argument("--max-train", type=int, default=4000)
-    p.add_argument("--max-test", type=int, default=2000)
-    p.add_argument("--anchors", type=int, default=200, help="anchor frames for exact env task distances")
-    p.add_argument("--val-fraction", type=float, default=0.1)
-    p.add_argument("--device", default="cpu")
-    p.add_argument("--threads", type=int, default=None)
-    p.add_argument("--json", default=None, help="write the full result dict here")
-    args = p.parse_args()
+@user_errors_exit
+def main(argv: list[str] | None = None) -> None:
+    """Check the inputs, load data and encoders, run the probes, print the table (and optionally write JSON)."""
+    args = parse_args(argv)
     if args.threads:
         torch.set_num_threads(args.threads)
+    meta, dims = column_dims(args.data)  # a missing or corrupt file fails here, before any loading
+    env, spec = choose_coordinates(args, meta, dims)
+    enc, rnd, rnd_label = load_encoders(args)
 
     train = load_probe_frames(args.data, "train", args.max_train, val_fraction=args.val_fraction)
     test = load_probe_frames(args.data, "val", args.max_test, val_fraction=args.val_fraction)
-    env = make_env(train["meta"])
-    names = list(env.task_coord_names)
-    radius = float(env.success_threshold)
-    to_coords = lambda st: torch.as_tensor(env.state_to_task_coords(st.double().numpy()), dtype=torch.float64)  # noqa: E731
-    pairs = env_pair_distances(env, test["states"].double().numpy(), args.anchors)
-
-    enc = load_encoder(args.encoder, args.device)
-    rnd_path = Path(args.random) if args.random else Path(args.encoder).with_name("encoder_random.pt")
-    rnd = load_encoder(rnd_path, args.device) if rnd_path.is_file() else random_like(enc, 0, args.device)
+    target = env_target(env, train, test, args) if env is not None else column_target(spec, train, test, args)
     kw = dict(
         train_frames=train["pixels"],
-        train_coords=to_coords(train["states"]),
+        train_coords=target.train,
         test_frames=test["pixels"],
-        test_coords=to_coords(test["states"]),
-        names=names,
-        success_radius=radius,
-        grids=parse_grids(args.grids),
+        test_coords=target.test,
+        names=target.names,
+        success_radius=target.radius,
+        grids=args.grids,
         train_groups=train["episodes"],
-        test_pairs=pairs,
+        test_pairs=target.pairs,
         device=args.device,
     )
     results = {"pretrained": probe_encoder(enc, **kw), "random-init": probe_encoder(rnd, **kw)}
+    radius = target.radius if target.radius is not None else "none (--radius not given)"
     print(
-        f"env {train['meta']['env_id']}  train frames {len(train['pixels'])}  "
+        f"{target.label}  train frames {len(train['pixels'])}  "
         f"test frames {len(test['pixels'])} "
         f"(held-out episodes)  success radius {radius}  "
-        f"random-init: {rnd_path if rnd_path.is_file() else 'fresh seed 0'}"
+        f"random-init: {rnd_label}"
     )
-    print_table(results, names, radius)
+    print_table(results, target.names, target.radius)
     if args.json:
         Path(args.json).write_text(json.dumps(results, indent=2))
 

@@ -14,20 +14,20 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from scripts.common import user_errors_exit  # noqa: E402
+from scripts.common import ArgumentParser, positive_int, user_errors_exit  # noqa: E402
 
 
 @user_errors_exit
 def main(argv: list[str] | None = None) -> None:
     """Parse arguments, evaluate, print the table and write the report files."""
-    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap = ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("world_model", help="world_model.pt from scripts/train_predictor.py")
     ap.add_argument("--data", default=None, help="trajectory file (default: the one the model was trained on)")
-    ap.add_argument("--horizon", type=int, default=10)
-    ap.add_argument("--context", type=int, default=1, help="true frames given before the open-loop rollout")
+    ap.add_argument("--horizon", type=positive_int, default=10)
+    ap.add_argument("--context", type=positive_int, default=1, help="true frames given before the open-loop rollout")
     ap.add_argument("--split", default="val", choices=["val", "train", "all"])
-    ap.add_argument("--stride", type=int, default=5, help="frames between window starts within an episode")
-    ap.add_argument("--max-windows", type=int, default=512)
+    ap.add_argument("--stride", type=positive_int, default=5, help="frames between window starts within an episode")
+    ap.add_argument("--max-windows", type=positive_int, default=512)
     ap.add_argument("--out", default=None, help="report folder (default: <checkpoint dir>/rollout_error)")
     ap.add_argument("--device", default="cpu")
     args = ap.parse_args(argv)

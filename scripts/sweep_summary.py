@@ -8,16 +8,15 @@ sweep_seeds.csv into ROOT (or DIR).
 
 from __future__ import annotations
 
-import argparse
 import sys
 
-from scripts.common import user_errors_exit
+from scripts.common import ArgumentParser, user_errors_exit
 
 
 @user_errors_exit
 def main(argv: list[str] | None = None) -> None:
     """Parse the arguments, tabulate, print."""
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser = ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("root", help="folder searched recursively for summary.json")
     parser.add_argument("--out", default=None, help="folder for the markdown and CSV files (default: ROOT)")
     args = parser.parse_args(argv)

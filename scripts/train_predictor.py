@@ -13,19 +13,17 @@ from __future__ import annotations
 import sys
 from pathlib import Path
 
-import hydra
 from omegaconf import DictConfig
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from scripts.common import run_training, user_errors_exit  # noqa: E402
+from scripts.common import hydra_main, run_training  # noqa: E402
 from worldmodel.training.distributed import hydra_worker_overrides  # noqa: E402
 from worldmodel.training.loop import config_to_dict  # noqa: E402
 from worldmodel.training.train_predictor import train_predictor  # noqa: E402
 
 
-@hydra.main(config_path="../configs", config_name="train_predictor", version_base="1.3")
-@user_errors_exit
+@hydra_main("../configs", "train_predictor")
 def main(cfg: DictConfig) -> None:
     """Train into cfg.out_dir and print a JSON summary (rank 0 under torchrun)."""
     run_training(

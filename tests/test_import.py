@@ -407,6 +407,8 @@ def test_minari_dataset_round_trip(tmp_path: Path, monkeypatch: pytest.MonkeyPat
     }
     s = import_dataset(ImportSpec.from_dict(cfg))
     assert s["episodes"] == 3 and s["frames"] == 3 * 7 and s["env_id"] == "wm/TwoRoom-v0"
+    assert {"rewards", "terminations", "truncations"} <= set(s["unused_columns"])
+    assert not {"actions", "observations/pixels", "observations/proprio"} & set(s["unused_columns"])
     tf = TrajectoryFile(tmp_path / "m.h5", verify=True)
     ds = minari.load_dataset("wmtest/tworoom-random-v0")
     for i, ep in enumerate(ds.iterate_episodes()):
@@ -450,3 +452,101 @@ def test_docs_example_runs(tmp_path: Path) -> None:
         env={**__import__("os").environ, "PYTHONPATH": str(ROOT)},
     )
     assert r.returncode == 2 and "key 'act' (mapped to action) is not in the file" in r.stderr
+
+
+def preset(name: str, source: Path, out: Path) -> ImportSpec:
+    """The ImportSpec of configs/import/<name>.yaml (as scripts/import_dataset.py builds it) for source/out."""
+    from omegaconf import OmegaConf
+
+    fields = OmegaConf.to_container(OmegaConf.load(ROOT / "configs" / "import" / f"{name}.yaml"), resolve=False)
+    assert isinstance(fields, dict)
+    fields.pop("hydra", None)
+    return ImportSpec.from_dict({**{str(k): v for k, v in fields.items()}, "source": str(source), "out": str(out)})
+
+
+def swm_file(native: Path, path: Path, drop: tuple[str, ...] = ()) -> Path:
+    """A stable-worldmodel recording of the native episodes: flat columns, ep_offset + ep_len, a reward column."""
+    cols, starts, lengths = foreign_flat(native)
+    cols["state"] = cols["state"] + 10.0  # unlike proprio, so a copy would show
+    extra = {"ep_offset": starts, "ep_len": lengths, "reward": np.zeros(len(cols["pixels"]), np.float32)}
+    return flat_file(path, {k: v for k, v in cols.items() if k not in drop}, extra)
+
+
+def test_stable_worldmodel_preset_takes_the_state_column(native: Path, tmp_path: Path) -> None:
+    """The preset maps `state`; the summary lists the columns it did not use (here the reward)."""
+    src = swm_file(native, tmp_path / "swm.h5")
+    s = import_dataset(preset("stable_worldmodel", src, tmp_path / "o.h5"))
+    assert s["state"] == "state" and s["proprio"] == "proprio" and s["unused_columns"] == ["reward"]
+    ours, theirs = TrajectoryFile(tmp_path / "o.h5"), TrajectoryFile(native)
+    n = ours.num_frames
+    np.testing.assert_array_equal(ours.read("state", 0, n), theirs.read("state", 0, n) + 10.0)  # the column itself
+    np.testing.assert_array_equal(ours.read("proprio", 0, n), theirs.read("proprio", 0, n))
+
+
+def test_stable_worldmodel_preset_without_state_falls_back_to_proprio(native: Path, tmp_path: Path) -> None:
+    """`state` and `proprio` are optional in the preset: a file without state gets proprio, and says so."""
+    src = swm_file(native, tmp_path / "swm.h5", drop=("state",))
+    s = import_dataset(preset("stable_worldmodel", src, tmp_path / "o.h5"))
+    assert s["state"] == "copy of proprio (optional key 'state' is not in the source)", s["state"]
+    tf = TrajectoryFile(tmp_path / "o.h5")
+    np.testing.assert_array_equal(tf.read("state", 0, tf.num_frames), tf.read("proprio", 0, tf.num_frames))
+    assert "state" not in tf.meta.extra["keys"]  # the file records what was mapped, not the absent key
+    src = swm_file(native, tmp_path / "bare.h5", drop=("state", "proprio"))
+    s = import_dataset(preset("stable_worldmodel", src, tmp_path / "bare_out.h5"))
+    assert s["proprio"].startswith("missing: (T, 1) zeros (optional key 'proprio'") and "zeros" in s["state"]
+
+
+def test_preset_required_keys_stay_errors(native: Path, tmp_path: Path) -> None:
+    """A mapped key that is not optional in the preset (action; LeRobot's proprio) is still a clear error."""
+    src = swm_file(native, tmp_path / "swm.h5", drop=("action",))
+    with pytest.raises(DatasetError, match=r"key 'action' \(mapped to action\) is not in the file; it has \["):
+        import_dataset(preset("stable_worldmodel", src, tmp_path / "o.h5"))
+    cols, starts, lengths = foreign_flat(native)
+    lerobot = {"observation.image": cols["pixels"], "action": cols["action"]}
+    extra = {"episode_index": np.repeat(np.arange(len(starts)), lengths), "timestamp": np.zeros(len(cols["action"]))}
+    src = flat_file(tmp_path / "lr.h5", lerobot, extra)
+    with pytest.raises(DatasetError, match=r"key 'observation.state' \(mapped to proprio\) is not in the file"):
+        import_dataset(preset("lerobot", src, tmp_path / "o.h5"))
+    assert not (tmp_path / "o.h5").exists()
+    with pytest.raises(ValueError, match=r"\['pixels'\] cannot be optional"):
+        ImportSpec.from_dict({"source": "x.h5", "out": "y.h5", "keys": KEYS, "optional_keys": ["pixels"]})
+    with pytest.raises(ValueError, match=r"optional_keys has unknown column\(s\) \['stat'\]"):
+        ImportSpec.from_dict({"source": "x.h5", "out": "y.h5", "keys": KEYS, "optional_keys": ["stat"]})
+
+
+def test_every_preset_summary_lists_unused_columns(native: Path, tmp_path: Path) -> None:
+    """lerobot (flat, with the optional environment state), episodes (groups, an optional key in some groups
+    only is an error) and stable_worldmodel: the summary names what the file holds that was not imported."""
+    cols, starts, lengths = foreign_flat(native)
+    n = len(cols["pixels"])
+    lerobot = {
+        "observation.image": cols["pixels"],
+        "action": cols["action"],
+        "observation.state": cols["proprio"],
+        "observation.environment_state": cols["state"],
+        "next.reward": np.zeros(n),
+    }
+    extra = {
+        "episode_index": np.repeat(np.arange(len(starts)), lengths),
+        "timestamp": np.concatenate([np.arange(m) * 0.1 for m in lengths]),
+        "index": np.arange(n),
+    }
+    s = import_dataset(preset("lerobot", flat_file(tmp_path / "lr.h5", lerobot, extra), tmp_path / "lr_out.h5"))
+    assert s["state"] == "observation.environment_state" and s["unused_columns"] == ["index", "next.reward"]
+    eps = [{k: v[a : a + m] for k, v in cols.items()} for a, m in zip(starts, lengths)]
+    with h5py.File(tmp_path / "g.h5", "w") as f:
+        for i, ep in enumerate(eps):
+            g = f.create_group(f"episode_{i}")
+            for ours, key in (("pixels", "obs/pixels"), ("action", "actions"), ("proprio", "obs/proprio")):
+                g[key] = ep[ours]
+            g["obs/state"] = ep["state"]
+            g["rewards"] = np.zeros(len(ep["pixels"]))
+    s = import_dataset(preset("episodes", tmp_path / "g.h5", tmp_path / "g_out.h5"))
+    assert s["state"] == "obs/state" and s["unused_columns"] == ["rewards"]
+    assert_same_batches(native, tmp_path / "g_out.h5")
+    with h5py.File(tmp_path / "g.h5", "a") as f:
+        del f["episode_1/obs/state"]  # present in some groups only: which state would the episodes get?
+    with pytest.raises(
+        DatasetError, match=r"key 'obs/state' \(mapped to state\) is missing from episode group 'episode_1'"
+    ):
+        import_dataset(preset("episodes", tmp_path / "g.h5", tmp_path / "g_out2.h5"))

@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 
-from worldmodel.pipeline import Stage, flatten_overrides
+from worldmodel.pipeline import Stage, check_planning_reach, flatten_overrides
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -134,3 +134,58 @@ def test_bad_agent_setting_is_refused_before_any_stage(tmp_path: Path, bad: str)
     assert next(v for k, v in named.items() if k in bad) in res.stderr, res.stderr
     stages = [p.name for p in root.iterdir() if p.name != "hydra"] if root.exists() else []
     assert stages == []  # nothing collected or trained for a run that could not finish
+
+
+def _pipeline_cfg(*overrides: str) -> dict:
+    """configs/pipeline.yaml as the pipeline gets it (interpolations left alone: they need a Hydra run)."""
+    from hydra import compose, initialize_config_dir
+    from omegaconf import OmegaConf
+
+    with initialize_config_dir(config_dir=str(ROOT / "configs"), version_base="1.3"):
+        return OmegaConf.to_container(compose(config_name="pipeline", overrides=list(overrides)))  # type: ignore
+
+
+def test_main_job_planning_reach_is_within_the_trained_horizon() -> None:
+    """The main job (horizon 5, one context frame, 8-frame predictor clips: 7 steps) is not refused, nor is
+    env=reacher planner=mppi; a horizon of 8 is, before any stage, unless the override allows it."""
+    check_planning_reach(_pipeline_cfg())
+    check_planning_reach(_pipeline_cfg("env=reacher", "planner=mppi"))
+    check_planning_reach(_pipeline_cfg("evaluate.planner.horizon=7"))
+    with pytest.raises(ValueError, match=r"evaluate.planner.horizon=8 .*clips of 8 frames.*"
+                                         r"predictor.data.clip_len >= 9.*\+\+evaluate.agent.allow_long_horizon=true"):
+        check_planning_reach(_pipeline_cfg("evaluate.planner.horizon=8"))
+    check_planning_reach(_pipeline_cfg("evaluate.planner.horizon=8", "++evaluate.agent.allow_long_horizon=true"))
+    check_planning_reach(_pipeline_cfg("evaluate.planner.horizon=8", "predictor.data.clip_len=9"))
+
+
+def test_wall_clock_cap_that_cuts_pretraining_short_is_loud(tmp_path: Path) -> None:
+    """The default trains every step; a cap the user sets (1 us: one step of 3) is recorded in the stage's
+    train_summary.json, printed as a WARNING by the stage and the pipeline, and heads the report in red, also when
+    the stage is reused; the tiny predictors (8 steps) lose to copy-last and are flagged the same way (~40 s)."""
+    assert _pipeline_cfg()["pretrain"]["train"]["time_budget_s"] is None
+    res = run_pipeline(tmp_path, "pretrain.train.time_budget_s=0.000001")
+    assert res.returncode == 0, res.stdout[-3000:] + res.stderr[-3000:]
+    pretrain = next(tmp_path.glob("pretrain-*"))
+    summary = json.loads((pretrain / "train_summary.json").read_text())
+    assert summary["stopped_early"] == {"reason": "time_budget", "time_budget_s": 1e-06, "steps_done": 1,
+                                       "steps_planned": 3}
+    assert summary["steps"] == 1 and "stopped early at step 1 of 3" in summary["warnings"][0]
+    assert f"WARNING: {summary['warnings'][0]}" in (pretrain / "stage.log").read_text()
+    assert f"[pipeline] WARNING pretrain: {summary['warnings'][0]}" in res.stdout
+    assert "[pipeline] WARNING predictor_world_model: the world model does not beat copy-last" in res.stdout
+    report = (tmp_path / "report.md").read_text()
+    head = report[: report.index("Closed-loop success")]
+    assert '<span style="color:red">' in head and "**WARNING** (pretrain): pretraining stopped early" in head
+    assert "**WARNING** (predictor_world_model): the world model does not beat copy-last" in head
+
+    again = run_pipeline(tmp_path, "pretrain.train.time_budget_s=0.000001")
+    assert again.returncode == 0 and again.stdout.count("reusing") == 8, again.stdout + again.stderr[-3000:]
+    assert f"[pipeline] WARNING pretrain: {summary['warnings'][0]}" in again.stdout
+
+
+def test_planning_past_the_trained_horizon_is_refused_before_any_stage(tmp_path: Path) -> None:
+    root = tmp_path / "root"
+    res = run_pipeline(root, "evaluate.planner.horizon=8")
+    assert res.returncode == 2 and "++evaluate.agent.allow_long_horizon=true" in res.stderr, res.stderr
+    stages = [p.name for p in root.iterdir() if p.name != "hydra"] if root.exists() else []
+    assert stages == []  # refused before any stage ran

@@ -1,7 +1,11 @@
-"""Predictor training from the shipped Hydra config: the loss falls, re-running resumes, the export loads."""
+"""Predictor training from the shipped Hydra config: the loss falls, re-running resumes, the export loads; a
+world model no better than copy-last is flagged, and planning past its trained horizon is refused."""
 
 from __future__ import annotations
 
+import contextlib
+import io
+import json
 from pathlib import Path
 from typing import Any
 
@@ -11,6 +15,7 @@ from hydra import compose, initialize_config_dir
 
 from worldmodel.checkpoint import CheckpointError
 from worldmodel.data.collect import CollectConfig, collect
+from worldmodel.eval.assemble import world_model_agent
 from worldmodel.models.vit import EncoderConfig, VideoViT, save_encoder
 from worldmodel.training.logger import read_csv_log
 from worldmodel.training.loop import config_to_dict
@@ -116,3 +121,85 @@ def test_bad_settings_are_clear_errors(inputs: dict[str, Path]) -> None:
         )
     with pytest.raises(ValueError, match="pooling setting"):
         train_predictor(tiny_cfg(inputs, 2, "pool=avg"), inputs["dir"] / "bad3", device="cpu", progress=False)
+
+
+@pytest.fixture(scope="module")
+def untrained(inputs: dict[str, Path]) -> dict[str, Any]:
+    """train.steps=0: the predictor keeps its random initial weights, a world model that cannot beat copy-last."""
+    out, err = inputs["dir"] / "untrained", io.StringIO()
+    with contextlib.redirect_stderr(err):
+        summary = train_predictor(tiny_cfg(inputs, 0), out, device="cpu", progress=False)
+    return {"out": out, "summary": summary, "stderr": err.getvalue()}
+
+
+def test_a_predictor_worse_than_copy_last_is_flagged(untrained: dict[str, Any]) -> None:
+    """At every trained horizon h = 1..T-1 (clip_len 4: 1..3) the untrained predictor is worse than repeating the
+    last frame: a WARNING in the log, the summary and train_summary.json, and the figures in the model's meta."""
+    summary, out = untrained["summary"], untrained["out"]
+    rec = summary["copy_last_by_horizon"]
+    assert rec["horizon"] == [1, 2, 3] and rec["not_beaten_at"] == [1, 2, 3] and rec["clips"] > 0
+    assert all(m > c for m, c in zip(rec["model"], rec["copy_last"]))
+    assert len(summary["warnings"]) == 1 and "does not beat copy-last" in summary["warnings"][0]
+    assert f"WARNING: {summary['warnings'][0]}" in untrained["stderr"]
+    saved = json.loads((out / "train_summary.json").read_text())
+    assert saved["warnings"] == summary["warnings"] and saved["stopped_early"] is None
+    wm = WorldModel.load(out / "world_model.pt", "cpu")
+    assert wm.meta["trained_horizon"] == 3 and wm.meta["trained_clip_frames"] == 4
+    assert wm.meta["copy_last_by_horizon"]["not_beaten_at"] == [1, 2, 3]
+
+
+@pytest.fixture(scope="module")
+def more_data(tmp_path_factory: pytest.TempPathFactory, inputs: dict[str, Path]) -> dict[str, Path]:
+    """40 TwoRoom episodes (the 6 of ``inputs`` are too few for a predictor that generalises), same encoder."""
+    d = tmp_path_factory.mktemp("trainpred40")
+    data = collect(
+        CollectConfig(
+            env_id="wm/TwoRoom-v0",
+            out=str(d / "tr40.h5"),
+            episodes=40,
+            episode_length=24,
+            workers=1,
+            env_kwargs={"image_size": 32},
+        ),
+        progress=False,
+    )
+    return {"dir": d, "data": Path(data), "enc": inputs["enc"]}
+
+
+def test_a_predictor_that_beats_copy_last_gets_no_warning(more_data: dict[str, Path]) -> None:
+    """400 steps on 40 episodes with one mean-pooled token per frame: better than copy-last at every trained h."""
+    err = io.StringIO()
+    with contextlib.redirect_stderr(err):
+        summary = train_predictor(
+            tiny_cfg(more_data, 400, "pool=mean", "train.eval_every=200"),
+            more_data["dir"] / "run",
+            device="cpu",
+            progress=False,
+        )
+    rec = summary["copy_last_by_horizon"]
+    assert rec["horizon"] == [1, 2, 3] and rec["not_beaten_at"] == [], rec
+    assert max(rec["model_over_copy_last"]) < 0.95, rec
+    assert summary["warnings"] == [] and "WARNING" not in err.getvalue()
+    rows = read_csv_log(more_data["dir"] / "run" / "metrics.csv")
+    worst = [r["val/open_loop_over_copy_last_worst"] for r in rows if "val/open_loop_over_copy_last_worst" in r]
+    assert len(worst) == 2 and worst[-1] == pytest.approx(max(rec["model_over_copy_last"]), rel=1e-5)
+
+
+def _agent_cfg(horizon: int, **agent: Any) -> dict[str, Any]:
+    planner = {"_target_": "planners.cem.CEMPlanner", "horizon": horizon, "num_samples": 8, "iterations": 1}
+    return {"planner": planner, "agent": agent, "objective": None}
+
+
+def test_planning_past_the_trained_horizon_is_refused(untrained: dict[str, Any]) -> None:
+    """Trained on 4-frame clips: 3 predictor steps ahead of one frame plan, 4 are refused (naming both numbers and
+    the override), and agent.allow_long_horizon=true or a world model from before the meta was recorded plan."""
+    wm = WorldModel.load(untrained["out"] / "world_model.pt", "cpu")
+    cpu, env = torch.device("cpu"), wm.meta["env_id"]
+    assert world_model_agent(wm, _agent_cfg(3), env, {}, cpu).planner.horizon == 3
+    with pytest.raises(ValueError, match=r"planner.horizon=4 .* clips of 4 frames .*agent.allow_long_horizon=true"):
+        world_model_agent(wm, _agent_cfg(4), env, {}, cpu)
+    with pytest.raises(ValueError, match=r"after 2 context frame\(s\) needs 5 frames"):
+        world_model_agent(wm, _agent_cfg(3, context_frames=2), env, {}, cpu)
+    assert world_model_agent(wm, _agent_cfg(6, allow_long_horizon=True), env, {}, cpu).planner.horizon == 6
+    del wm.meta["trained_horizon"]  # saved before this was recorded: not refused
+    assert world_model_agent(wm, _agent_cfg(6), env, {}, cpu).planner.horizon == 6

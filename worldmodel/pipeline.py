@@ -266,8 +266,46 @@ def _evaluate_stage(
     )
 
 
+def check_planning_reach(cfg: dict[str, Any]) -> None:
+    """Refuse (ValueError) an evaluation horizon past what the predictor stages train on, before any stage runs:
+    evaluate.planner.horizon (else the planner group's) plus agent.context_frames against predictor.data.clip_len
+    (see worldmodel.planning.horizon)."""
+    import yaml
+
+    from worldmodel.planning.horizon import check_planning_horizon
+
+    ev = cfg.get("evaluate") or {}
+    agent = ev.get("agent") or {}
+    planner = {**(cfg.get("planner") or {}), **(ev.get("planner") or {})}
+    data_default = (yaml.safe_load((CONFIGS / "train_predictor.yaml").read_text()) or {}).get("data") or {}
+    data = {**data_default, **((cfg.get("predictor") or {}).get("data") or {})}
+    if "horizon" not in planner or "clip_len" not in data:
+        return
+    check_planning_horizon(
+        int(planner["horizon"]),
+        int(agent.get("context_frames", 1)),
+        int(data["clip_len"]) - 1,
+        int(data.get("frameskip", 1)),
+        bool(agent.get("allow_long_horizon")),
+        "++evaluate.agent.allow_long_horizon",
+        prefix="evaluate.",
+        clip_key="predictor.data.clip_len",
+    )
+
+
+def log_stage_warnings(name: str, folder: Path, log: Any = print) -> list[str]:
+    """Print a stage's warnings (a wall-clock cap that cut training short, a predictor that does not beat
+    copy-last; from its train_summary.json) loudly on the console, and return them."""
+    from worldmodel.eval.report import stage_warnings
+
+    warnings = stage_warnings(folder)
+    for line in warnings:
+        log(f"[pipeline] WARNING {name}: {line}")
+    return warnings
+
+
 def run_pipeline(cfg: dict[str, Any], log: Any = print) -> dict[str, Any]:
-    """Run every stage in order and write root/report.md; returns the timing and paths."""
+    """Run every stage in order and write root/report.md; returns the timing, paths and stage warnings."""
     from worldmodel.eval.assemble import check_agent_config, check_oracle_planner
     from worldmodel.eval.report import write_report
     from worldmodel.planning.config import compose_objective
@@ -275,15 +313,25 @@ def run_pipeline(cfg: dict[str, Any], log: Any = print) -> dict[str, Any]:
     ev = cfg.get("evaluate", {}) or {}  # a typo fails now, not after training
     check_agent_config(ev.get("agent") or {}, compose_objective(ev.get("objective"), ROOT / "configs"))
     check_oracle_planner(cfg.get("planner") or {}, ev.get("methods"))
+    check_planning_reach(cfg)
     root = Path(cfg["root"]).resolve()
     root.mkdir(parents=True, exist_ok=True)
     python = cfg.get("python") or sys.executable
     timings: dict[str, float] = {}
     folders: dict[str, Path] = {}
+    warnings: dict[str, list[str]] = {}
     t0 = time.perf_counter()
     for name, stage in build_stages(cfg).items():
         folders[name], timings[name], _ = run_stage(stage, root, python, log, cfg.get("launcher"))
+        warnings[name] = log_stage_warnings(name, folders[name], log)
     total = time.perf_counter() - t0
     report = write_report(root, folders, timings, total, cfg)
     log(f"[pipeline] report: {report}  (stages ran {total / 60:.1f} min this time)")
-    return {"report": str(report), "timings": timings, "folders": {k: str(v) for k, v in folders.items()}}
+    if any(warnings.values()):
+        log(f"[pipeline] {sum(map(len, warnings.values()))} WARNING(s) above; they head the report too")
+    return {
+        "report": str(report),
+        "timings": timings,
+        "folders": {k: str(v) for k, v in folders.items()},
+        "warnings": {k: v for k, v in warnings.items() if v},
+    }

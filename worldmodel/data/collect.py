@@ -43,7 +43,7 @@ class CollectConfig:
     episode_length: int = 100
     """Environment steps per episode (frames = steps + 1)."""
     policy: str = "explore"
-    """Scripted policy name from ``envs.policies`` ("explore" or "random")."""
+    """Scripted policy name from ``envs.policies`` ("explore", "random", or "expert" for envs with an expert)."""
     policy_kwargs: dict[str, Any] = field(default_factory=dict)
     """Options for the policy's constructor (e.g. ``rest_prob`` of the TwoRoom/Reacher explorers)."""
     seed: int = 0

@@ -1,5 +1,6 @@
 """Agents the closed-loop harness compares: planning in a world model's latent space, planning through the
-true simulator (the ceiling), and uniform random actions (the floor).
+true simulator (the ceiling), a user-supplied expert policy (the ceiling where the env has no simulator), and
+uniform random actions (the floor). Envs are driven through the contract of ``envs/contract.py``.
 
 Every agent plans in *chunks*: one call returns (B, k, A_env) env actions for B environments at once. The
 planning agents only observe, ask their target provider what to aim at, hand the planner
@@ -60,6 +61,39 @@ class RandomAgent:
         return self.rng.uniform(self.low, self.high, size=(batch.num_envs, self.chunk, len(self.low))).astype(
             np.float32
         )
+
+
+class ExpertAgent:
+    """The env's own expert policy (``expert_action()``, a user-supplied function): a ceiling labelled as such.
+
+    Where the env has no simulator the oracle cannot plan; the expert then bounds what a planner should reach.
+    It acts from the true state toward the true goal state, one env step per call.
+    """
+
+    name = "expert"
+
+    def reset(self, batch: EnvBatch, seed: int) -> None:
+        """Check that every env has the expert capability (the expert is deterministic: ``seed`` is unused)."""
+        from envs.contract import require
+
+        require(batch.base[0], "expert", "expert", EXPERT_FIX)
+
+    def act(self, batch: EnvBatch) -> np.ndarray:
+        """(B, 1, A) expert actions from each env's current state toward its goal."""
+        experts: list[Any] = list(batch.base)
+        acts = np.stack([np.asarray(env.expert_action(), dtype=np.float32) for env in experts])  # (B, A)
+        return acts[:, None]  # (B, 1, A)
+
+
+EXPERT_FIX = (
+    "Give the env an expert (generic adapter: env.kwargs.expert='module:function', f(env, goal_state) -> action) "
+    "or drop expert from methods (methods=[random])"
+)
+ORACLE_FIX = (
+    "Drop oracle from methods (methods=[random] or methods=[random,expert] with an expert policy as the ceiling), or "
+    "give the env a simulator (generic adapter: env.kwargs.simulator=true, exact when the state hooks capture the "
+    "whole state)"
+)
 
 
 class LatentPlanningAgent:
@@ -173,7 +207,11 @@ class OracleAgent:
         """Build the batched simulator and the objective, re-seed the planner, start a fresh controller."""
         self.planner.reseed(seed)
         self.controller = RecedingHorizonController(self.planner, batch.num_envs, self.execute_steps)
-        base = batch.base[0]
+        from envs.contract import require
+
+        base: Any = batch.base[0]
+        require(base, "simulator", "oracle", ORACLE_FIX)
+        require(base, "task_coords", "oracle", ORACLE_FIX)
         if self.sim is None:
             self.sim = base.batch_simulator()
         self.objective = Objective([(1.0, TaskDistance(base.goal_distance, self.cost_steps))])

@@ -15,8 +15,9 @@ from worldmodel.eval.agents import LatentPlanningAgent, OracleAgent
 from worldmodel.eval.readouts import fit_latent_readout, fit_proprio_readout
 from worldmodel.eval.subgoals import SubgoalConfig, WaypointGraph, load_graph_frames
 from worldmodel.planning import ObjectiveConfig, build_objective, refuse_moved_agent_keys
+from worldmodel.planning.horizon import check_world_model_horizon
 
-AGENT_KEYS = ("execute_steps", "context_frames", "subgoals")
+AGENT_KEYS = ("execute_steps", "context_frames", "subgoals", "allow_long_horizon")
 
 
 def build_planner(
@@ -160,6 +161,12 @@ def world_model_agent(
 ) -> LatentPlanningAgent:
     """The world-model agent for the evaluate config ``cfg`` (planner, objective, agent, goals)."""
     agent_cfg, planner_cfg = cfg.get("agent") or {}, cfg["planner"]
+    check_world_model_horizon(  # refuses a plan past the predictor's trained reach unless allow_long_horizon
+        wm,
+        int(planner_cfg["horizon"]),
+        int(agent_cfg.get("context_frames", 1)),
+        bool(agent_cfg.get("allow_long_horizon", False)),
+    )
     obj_cfg = ObjectiveConfig.from_dict(cfg.get("objective"))
     sub = subgoal_config(agent_cfg.get("subgoals"))
     probe = probe_readout(wm, obj_cfg, env_id, env_kwargs, cfg.get("goals") or {})

@@ -28,10 +28,10 @@ from typing import Any
 import torch
 
 from worldmodel.eval.closed_loop import wilson_interval
-from worldmodel.eval.summary import write_json
+from worldmodel.eval.summary import METHOD_LABELS, write_json
 
 CONFIGS = Path(__file__).resolve().parents[2] / "configs"
-BASELINES = ("random", "oracle")
+BASELINES = ("random", "oracle", "expert")  # expert: the env's user-supplied policy, the ceiling without a simulator
 VARIANT_KEYS = ("objective", "agent", "planner")
 BENCHMARK_KEYS = ("world_models", "data", "seeds", "episodes", "offset", "max_steps", "methods", "variants",
                   "out_root", "out_dir", "hydra")
@@ -196,6 +196,7 @@ def _check_variant(name: str, vcfg: dict[str, Any], models: Mapping[str, Any], f
 def plan_benchmark(cfg: Mapping[str, Any], config_dir: Path = CONFIGS) -> Plan:
     """Check every input and build the evaluate config of every run; raises before any episode runs."""
     from worldmodel.eval.assemble import check_oracle_planner
+    from worldmodel.eval.evaluate import check_methods_fit_env
 
     _check_settings(cfg)
     variants = {str(k): dict(v or {}) for k, v in (cfg.get("variants") or {}).items()}
@@ -207,6 +208,7 @@ def plan_benchmark(cfg: Mapping[str, Any], config_dir: Path = CONFIGS) -> Plan:
     base["shard"] = {**(cfg.get("shard") or {}), "index": None, "count": None}
     vcfgs = {name: variant_config(base, name, over, config_dir) for name, over in variants.items()}
     models, facts = _load_models(cfg)
+    check_methods_fit_env(list(cfg.get("methods") or []), facts, cfg["env"]["id"])
     data = cfg.get("data") or next(iter(models.values())).meta.get("data_path")
     if not data:
         raise ValueError("data=null and the first world model records no data_path; set data=<trajectories.h5>")
@@ -324,6 +326,19 @@ def _cell_text(c: Mapping[str, Any]) -> str:
     return f"**{_pct(c['success'])}** ({_pct(c['ci95'][0])}-{_pct(c['ci95'][1])}) · {seeds} · {hit} · {lat}"
 
 
+def _baselines_note(methods: list[str]) -> str:
+    """What the baseline rows are (they run once per seed, the same in every column)."""
+    if not methods:
+        return ""
+    notes = [f"{' and '.join(methods)} run once per seed, the same in every column"]
+    if "oracle" in methods:
+        notes.append("the oracle plans through the simulator without subgoals")
+    if "expert" in methods:
+        notes.append("expert (user policy) is the env's own expert policy acting on the true state, the ceiling "
+                     "where no simulator exists")
+    return "; ".join(notes) + "."
+
+
 def format_markdown(result: Mapping[str, Any]) -> str:
     """The benchmark table with the protocol, the variants' overrides and the timing."""
     p, variants = result["planner"], list(result["variants"])
@@ -340,14 +355,12 @@ def format_markdown(result: Mapping[str, Any]) -> str:
         "|---|" + "---|" * len(variants),
     ]
     for row, cells in result["table"].items():
-        lines.append(f"| {row} | " + " | ".join(_cell_text(cells[v]) for v in variants) + " |")
+        lines.append(f"| {METHOD_LABELS.get(row, row)} | " + " | ".join(_cell_text(cells[v]) for v in variants) + " |")
     lines += [
         "",
         "Cell: success at the end of the budget pooled over seeds (95% Wilson interval) · per-seed success · "
         "first-hit success (inside the goal region at any step: the rule the field's tables use) with its "
-        "interval · mean plan latency per planner call. random and oracle run once per seed, the same in every "
-        "column; the oracle plans through the "
-        "simulator without subgoals.",
+        f"interval · mean plan latency per planner call. {_baselines_note(result.get('methods') or [])}",
         "",
         *[f"- `{v}`: {json.dumps(o) if o else 'the base settings'}" for v, o in result["variants"].items()],
         *[f"- `{n}`: `{path}`" for n, path in result["world_models"].items()],

@@ -3,9 +3,12 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
+
+if TYPE_CHECKING:
+    from envs.contract import GoalEnv
 
 
 @dataclass(frozen=True)
@@ -69,8 +72,9 @@ def dataset_episode_specs(
 class EnvBatch:
     """B environments of one task stepped in lock-step; episodes that finished keep their last frame.
 
-    Stepping is a loop over environments (MuJoCo stepping and rendering are per-instance); everything a
-    planner touches is batched.
+    Any env that implements the contract of ``envs/contract.py`` (``GoalEnv``) can be batched: the built-in tasks,
+    the MuJoCo adapter, the generic adapter for any gymnasium env, or the user's own. Stepping is a loop over
+    environments (stepping and rendering are per-instance); everything a planner touches is batched.
     """
 
     def __init__(self, env_id: str, env_kwargs: dict[str, Any], num_envs: int) -> None:
@@ -87,7 +91,8 @@ class EnvBatch:
             gymnasium.make(env_id, max_episode_steps=None, disable_env_checker=True, **kwargs)
             for _ in range(num_envs)
         ]
-        self.base = [e.unwrapped for e in self.envs]
+        self.base: list[GoalEnv] = [e.unwrapped for e in self.envs]
+        self._check_contract()
         space = self.envs[0].action_space
         self.action_low = np.asarray(space.low, dtype=np.float32)
         self.action_high = np.asarray(space.high, dtype=np.float32)
@@ -96,6 +101,15 @@ class EnvBatch:
         self.pixels: np.ndarray | None = None  # (B, H, W, 3)
         self.proprio: np.ndarray | None = None  # (B, P)
         self.info: list[dict[str, Any]] = []
+
+    def _check_contract(self) -> None:
+        """Refuse an env without the contract's members, naming each and its fix (before any episode)."""
+        from envs.contract import GOAL_ENV_MEMBERS, describe_missing
+
+        missing = describe_missing(self.base[0], GOAL_ENV_MEMBERS) if self.base else []
+        if missing:
+            self.close()
+            raise ValueError("the env cannot be evaluated (envs/contract.py): " + "; ".join(missing))
 
     def reset(self, specs: list[EpisodeSpec]) -> None:
         """Start one episode per env (fewer specs than envs leaves the rest inactive)."""

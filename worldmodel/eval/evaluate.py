@@ -18,7 +18,7 @@ from typing import Any
 
 import torch
 
-from worldmodel.eval.agents import RandomAgent
+from worldmodel.eval.agents import EXPERT_FIX, ORACLE_FIX, ExpertAgent, RandomAgent
 from worldmodel.eval.assemble import (
     check_agent_config,
     check_oracle_planner,
@@ -31,7 +31,7 @@ from worldmodel.eval.assemble import (
 )
 from worldmodel.eval.closed_loop import EvalSettings, run_closed_loop, summarize
 from worldmodel.eval.episodes import EpisodeSpec, dataset_episode_specs, env_episode_specs
-from worldmodel.eval.summary import format_table, write_json, write_summary
+from worldmodel.eval.summary import METHOD_LABELS, format_table, write_json, write_summary
 
 __all__ = ["evaluate", "format_table", "resolve_device"]
 
@@ -56,22 +56,48 @@ def episode_specs(cfg: dict[str, Any]) -> list[EpisodeSpec]:
     raise ValueError(f"goals.source must be 'env' or 'dataset', got {source!r}")
 
 
+BASELINES = ("random", "oracle", "expert")
+"""Baseline methods: the random floor, the simulator oracle (ceiling), the env's expert policy (ceiling where the env
+has no simulator; labelled ``expert (user policy)`` in tables)."""
+
+
 def _env_facts(env_id: str, env_kwargs: dict[str, Any]) -> dict[str, Any]:
-    """Action bounds (A,), proprio dim and success threshold of the task."""
+    """Action bounds (A,), proprio dim, success threshold and optional capabilities of the task (envs/contract.py)."""
     import gymnasium
 
     import envs  # noqa: F401
+    from envs.contract import CAPABILITIES, GOAL_ENV_MEMBERS, describe_missing, missing_members
 
     probe = gymnasium.make(env_id, disable_env_checker=True, **env_kwargs)
     try:
+        task = probe.unwrapped
+        missing = describe_missing(task, GOAL_ENV_MEMBERS)
+        if missing:
+            raise ValueError(f"env {env_id} cannot be evaluated (envs/contract.py): " + "; ".join(missing))
         return {
             "low": torch.as_tensor(probe.action_space.low, dtype=torch.float32),
             "high": torch.as_tensor(probe.action_space.high, dtype=torch.float32),
-            "proprio_dim": int(probe.unwrapped.proprio_dim),
-            "threshold": float(probe.unwrapped.success_threshold),
+            "proprio_dim": int(task.proprio_dim),
+            "threshold": float(task.success_threshold),
+            "env_class": type(task).__name__,
+            "missing": {cap: missing_members(task, members) for cap, members in CAPABILITIES.items()},
         }
     finally:
         probe.close()
+
+
+def check_methods_fit_env(methods: list[str] | None, facts: dict[str, Any], env_id: str) -> None:
+    """Refuse a baseline the env cannot run before any episode: the oracle needs a simulator and task coordinates,
+    the expert an expert policy (ValueError naming ``methods`` and the fix)."""
+    needs = {"oracle": (("simulator", "task_coords"), ORACLE_FIX), "expert": (("expert",), EXPERT_FIX)}
+    for method in methods or []:
+        caps, fix = needs.get(method, ((), ""))
+        missing = [name for cap in caps for name in facts["missing"][cap]]
+        if missing:
+            raise ValueError(
+                f"methods contains {method!r}, but env {env_id} ({facts['env_class']}) has no {', '.join(missing)} "
+                f"({' and '.join(caps)} capability, envs/contract.py). {fix}"
+            )
 
 
 def load_world_models(
@@ -100,9 +126,11 @@ def load_world_models(
 
 
 def _baseline(method: str, cfg: dict[str, Any], facts: dict[str, Any], models: dict[str, Any]) -> Any:
-    """The random floor or the simulator ceiling."""
+    """The random floor, the simulator ceiling, or the env's expert policy."""
     if method == "random":
         return RandomAgent(facts["low"].numpy(), facts["high"].numpy(), seed=int(cfg.get("seed", 0)))
+    if method == "expert":
+        return ExpertAgent()
     if method == "oracle":
         frameskip = oracle_frameskip(cfg, {name: wm.frameskip for name, wm in models.items()})
         default_data = next(((wm.meta or {}).get("data_path") for wm in models.values()), None)
@@ -111,7 +139,8 @@ def _baseline(method: str, cfg: dict[str, Any], facts: dict[str, Any], models: d
 
 
 def _unknown_method(method: str) -> str:
-    return f"unknown method {method!r}; methods are random and oracle (world models go in world_models.<name>=<path>)"
+    return (f"unknown method {method!r}; methods are {', '.join(BASELINES)} "
+            "(world models go in world_models.<name>=<path>)")
 
 
 def _check_before_running(cfg: dict[str, Any]) -> None:
@@ -119,7 +148,7 @@ def _check_before_running(cfg: dict[str, Any]) -> None:
     check_agent_config(cfg.get("agent") or {}, cfg.get("objective"))
     check_oracle_planner(cfg["planner"], cfg.get("methods"))
     for method in cfg.get("methods", []) or []:
-        if method not in ("random", "oracle"):
+        if method not in BASELINES:
             raise ValueError(_unknown_method(method))
     sub = subgoal_config((cfg.get("agent") or {}).get("subgoals"))
     if sub.enabled and not sub.data and not cfg.get("world_models"):
@@ -142,11 +171,12 @@ def evaluate(cfg: dict[str, Any], progress: bool = True) -> dict[str, Any]:
         torch.cuda.set_device(int(os.environ["LOCAL_RANK"]) % torch.cuda.device_count())
     _check_before_running(cfg)
     env_id, env_kwargs = cfg["env"]["id"], env_kwargs_of(cfg)
+    facts = _env_facts(env_id, env_kwargs)
+    check_methods_fit_env(cfg.get("methods"), facts, env_id)  # before anything is written
     specs = episode_specs(cfg)
     settings = EvalSettings(**cfg.get("eval", {}))
     out = Path(cfg["out_dir"])
     out.mkdir(parents=True, exist_ok=True)
-    facts = _env_facts(env_id, env_kwargs)
     models = load_world_models(cfg, facts, env_kwargs, device)
     header = {
         "seed": int(cfg.get("seed", 0)),
@@ -165,6 +195,7 @@ def evaluate(cfg: dict[str, Any], progress: bool = True) -> dict[str, Any]:
         results[name] = run_closed_loop(agent, method=name, header_extra=extra, **run)
     for method in cfg.get("methods", []) or []:
         extra = {**header, "oracle": cfg.get("oracle") or {}} if method == "oracle" else header
+        extra = {**extra, "label": METHOD_LABELS[method]} if method in METHOD_LABELS else extra
         results[method] = run_closed_loop(_baseline(method, cfg, facts, models), method=method, header_extra=extra,
                                           **run)
     context = {

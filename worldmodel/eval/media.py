@@ -48,7 +48,7 @@ def plot_success(summaries: dict[str, dict[str, Any]], path: str | Path, title: 
         rates,
         yerr=[lo, hi],
         capsize=4,
-        color=["#999999" if n == "random" else "#2a9d8f" if n == "oracle" else "#e76f51" for n in names],
+        color=["#999999" if n == "random" else "#2a9d8f" if n in ("oracle", "expert") else "#e76f51" for n in names],
     )
     ax.set_ylim(0, 1.05)
     ax.set_ylabel("success rate (95% CI)")

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+import re
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
@@ -192,22 +194,36 @@ def distance_rank_correlation(
     return pair_rank_correlation(emb, i, j, true, success_radius, near_factor, num_pairs)
 
 
-def env_pair_distances(
-    env: Any, states: np.ndarray, num_anchors: int = 200, seed: int = 0
+def anchor_pair_distances(
+    distance_to: Callable[[int], np.ndarray], m: int, num_anchors: int = 200, seed: int = 0
 ) -> tuple[Tensor, Tensor, Tensor]:
-    """Exact task distances via env.goal_distance from anchor frames to all frames: (i, j, dist), shuffled."""
+    """(i, j, dist) from anchor frames to all other frames, shuffled; ``distance_to(a)`` gives (m,) distances
+    of every frame to frame ``a``."""
     rng = np.random.default_rng(seed)
-    anchors = rng.choice(states.shape[0], size=min(num_anchors, states.shape[0]), replace=False)
+    anchors = rng.choice(m, size=min(num_anchors, m), replace=False)
     ii, jj, dd = [], [], []
     for a in anchors:
-        d = np.asarray(env.goal_distance(states, states[a]), dtype=np.float64)  # (M,)
-        others = np.flatnonzero(np.arange(states.shape[0]) != a)
+        d = np.asarray(distance_to(int(a)), dtype=np.float64)  # (M,)
+        others = np.flatnonzero(np.arange(m) != a)
         ii.append(others)
         jj.append(np.full(others.shape, a))
         dd.append(d[others])
     perm = rng.permutation(sum(len(x) for x in ii))
     cat = lambda xs: torch.from_numpy(np.concatenate(xs)[perm])  # noqa: E731
     return cat(ii).long(), cat(jj).long(), cat(dd)
+
+
+def env_pair_distances(
+    env: Any, states: np.ndarray, num_anchors: int = 200, seed: int = 0
+) -> tuple[Tensor, Tensor, Tensor]:
+    """Exact task distances via env.goal_distance from anchor frames to all frames: (i, j, dist), shuffled."""
+    return anchor_pair_distances(lambda a: env.goal_distance(states, states[a]), states.shape[0], num_anchors, seed)
+
+
+def coord_pair_distances(coords: Tensor, num_anchors: int = 200, seed: int = 0) -> tuple[Tensor, Tensor, Tensor]:
+    """Euclidean distances in coordinate space (M, K) from anchor frames to all frames: (i, j, dist), shuffled."""
+    c = coords.double().numpy()
+    return anchor_pair_distances(lambda a: np.linalg.norm(c - c[a], axis=1), c.shape[0], num_anchors, seed)
 
 
 @torch.no_grad()
@@ -314,6 +330,142 @@ def make_env(meta: Mapping[str, Any]) -> Any:
     import envs  # noqa: F401  (registers wm/* environments)
 
     return gymnasium.make(meta["env_id"], **dict(meta.get("env_kwargs") or {})).unwrapped
+
+
+TASK_API = ("task_coord_names", "state_to_task_coords", "goal_distance", "success_threshold")
+"""What an env must provide for probes in its task coordinates (the library's envs do)."""
+
+
+def task_env(meta: Mapping[str, Any]) -> tuple[Any | None, str]:
+    """``(env, "")`` when the dataset's env is registered here and provides task coordinates (TASK_API), else
+    ``(None, why not)`` -- an imported file records ``env_id: none``, or an env this library does not have.
+
+    A registered env that cannot be built with the file's env_kwargs is a ValueError naming the env.
+    """
+    import gymnasium
+
+    import envs  # noqa: F401  (registers wm/* environments)
+
+    env_id = str(meta.get("env_id") or "none")
+    if env_id == "none":
+        return None, "the file records no environment (env_id none)"
+    if env_id not in gymnasium.registry:
+        return None, f"environment {env_id!r} is not registered here"
+    try:
+        env = make_env(meta)
+    except Exception as exc:  # any constructor error: the file's env_kwargs do not fit this env
+        raise ValueError(f"cannot build the file's environment {env_id!r} ({type(exc).__name__}: {exc})") from exc
+    missing = [name for name in TASK_API if not hasattr(env, name)]
+    if missing:
+        return None, f"environment {env_id!r} has no task coordinates (no {', '.join(missing)})"
+    return env, ""
+
+
+COORD_COLUMNS = {"state": "states", "proprio": "proprio"}
+"""Columns task coordinates can come from -> their key in load_probe_frames' result."""
+
+_COORD_ITEM = re.compile(r"(?:(?P<name>[A-Za-z_]\w*)\s*=\s*)?(?P<column>[A-Za-z_]\w*)\s*(?:\[(?P<index>[^\]]*)\])?")
+
+
+@dataclass(frozen=True)
+class CoordPart:
+    """Dims [start, stop) of one column, labelled ``names`` (one per dim)."""
+
+    column: str
+    start: int
+    stop: int
+    names: tuple[str, ...]
+
+
+@dataclass(frozen=True)
+class CoordSpec:
+    """Task coordinates taken from the file's columns (parse_coords), in order."""
+
+    parts: tuple[CoordPart, ...]
+
+    @property
+    def names(self) -> list[str]:
+        """One label per coordinate."""
+        return [n for p in self.parts for n in p.names]
+
+    def select(self, frames: Mapping[str, Tensor]) -> Tensor:
+        """(M, K) float64 coordinates from load_probe_frames' columns."""
+        cols = [frames[COORD_COLUMNS[p.column]][:, p.start : p.stop].double() for p in self.parts]
+        return torch.cat(cols, dim=1)
+
+    @property
+    def sources(self) -> list[str]:
+        """Where each coordinate comes from: 'state[0]', ..."""
+        return [f"{p.column}[{k}]" for p in self.parts for k in range(p.start, p.stop)]
+
+
+def describe_coords(names: Sequence[str], sources: Sequence[str]) -> str:
+    """'x=state[0], state[1]' -- each coordinate with its column dim (the name alone when it is that)."""
+    return ", ".join(s if n == s else f"{n}={s}" for n, s in zip(names, sources))
+
+
+def _coord_range(index: str | None, column: str, dim: int, item: str) -> tuple[int, int]:
+    """[start, stop) of ``column[index]`` (index: None, 'i', 'a:b', 'a:', ':b'); ValueError when out of range."""
+    if index is None:
+        return 0, dim
+    where = f"{column} has {dim} dims (indices 0 to {dim - 1})"
+    one = re.fullmatch(r"\s*(\d+)\s*", index)
+    if one:
+        i = int(one.group(1))
+        if i >= dim:
+            raise ValueError(f"{item!r}: index {i} is out of range: {where}")
+        return i, i + 1
+    span = re.fullmatch(r"\s*(\d*)\s*:\s*(\d*)\s*", index)
+    if not span:
+        raise ValueError(f"{item!r}: index [{index}] must be [i] or [a:b] with a, b >= 0")
+    a = int(span.group(1)) if span.group(1) else 0
+    b = int(span.group(2)) if span.group(2) else dim
+    if b > dim:
+        raise ValueError(f"{item!r}: slice [{index}] is out of range: {where}")
+    if a >= b:
+        raise ValueError(f"{item!r}: slice [{index}] selects no dims")
+    return a, b
+
+
+def _coord_part(item: str, dims: Mapping[str, int]) -> CoordPart:
+    """One comma-separated item of a coordinate spec."""
+    m = _COORD_ITEM.fullmatch(item)
+    if not m:
+        raise ValueError(f"cannot parse {item!r}: write COLUMN, COLUMN[i], COLUMN[a:b] or NAME=COLUMN[...]")
+    name, column, index = m.group("name"), m.group("column"), m.group("index")
+    if column not in dims:
+        have = ", ".join(f"{c} ({d} dims)" for c, d in dims.items())
+        raise ValueError(f"{item!r}: unknown column {column!r}; coordinates come from {have}")
+    start, stop = _coord_range(index, column, dims[column], item)
+    if name is None:
+        names = tuple(f"{column}[{k}]" for k in range(start, stop))
+    else:
+        names = (name,) if stop - start == 1 else tuple(f"{name}[{k}]" for k in range(stop - start))
+    return CoordPart(column, start, stop, names)
+
+
+def parse_coords(text: str, dims: Mapping[str, int]) -> CoordSpec:
+    """Task coordinates from columns: ``state``, ``proprio``, ``state[0:2]``, ``proprio[3]``, or named parts
+    ``x=state[0],y=state[1],yaw=state[4]`` (a named slice ``pos=state[0:2]`` gives pos[0], pos[1]).
+
+    ``dims`` maps each column (COORD_COLUMNS) to its width. Indices count from 0; ValueError naming the item
+    for bad syntax, an unknown column, an index out of range, an empty slice or a repeated name.
+    """
+    items = [t.strip() for t in text.split(",")]
+    if not text.strip() or any(not t for t in items):
+        raise ValueError(f"{text!r} has an empty item; e.g. state, state[0:2] or x=state[0],y=state[1]")
+    parts = tuple(_coord_part(t, dims) for t in items)
+    names = [n for p in parts for n in p.names]
+    repeated = sorted({n for n in names if names.count(n) > 1})
+    if repeated:
+        raise ValueError(f"{text!r} names {', '.join(repeated)} more than once; give each coordinate its own name")
+    return CoordSpec(parts)
+
+
+def constant_coords(coords: Tensor, names: Sequence[str]) -> list[str]:
+    """Names of the coordinates (M, K) that never change over the frames (no probe can score them)."""
+    spread = coords.double().amax(0) - coords.double().amin(0)  # (K,)
+    return [n for n, s in zip(names, spread.tolist()) if not s > 0]
 
 
 def compare_encoders(encoders: Mapping[str, VideoViT], **probe_kwargs: Any) -> dict[str, dict[str, Any]]:

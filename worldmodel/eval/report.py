@@ -7,9 +7,54 @@ import os
 from pathlib import Path
 from typing import Any
 
+TRAIN_SUMMARY = "train_summary.json"  # written by the training stages (worldmodel.training.loop.write_summary)
+
 
 def _rel(path: Path, root: Path) -> str:
     return os.path.relpath(path, root)
+
+
+def train_summary(folder: Path) -> dict[str, Any]:
+    """A training stage's train_summary.json ({} for other stages, and for folders from before it was written)."""
+    try:
+        return json.loads((Path(folder) / TRAIN_SUMMARY).read_text())
+    except (FileNotFoundError, json.JSONDecodeError):
+        return {}
+
+
+def stage_warnings(folder: Path) -> list[str]:
+    """The warnings a training stage recorded: a wall-clock cap that cut it short, a predictor no better than
+    copy-last at some trained horizon."""
+    return [str(w) for w in train_summary(folder).get("warnings") or []]
+
+
+def _warning_lines(folders: dict[str, Path]) -> list[str]:
+    """Red lines for the top of the report, one per stage warning (empty when there is none)."""
+    lines = []
+    for name, folder in folders.items():
+        for w in stage_warnings(folder):
+            lines.append(f'> <span style="color:red">🔴 **WARNING** ({name}): {w}.</span>')
+            lines.append(">")
+    return [*lines[:-1], ""] if lines else []
+
+
+def _copy_last_line(name: str, summary: dict[str, Any]) -> list[str]:
+    """The predictor's own validation figures against copy-last at every trained horizon (from its training)."""
+    rec = summary.get("copy_last_by_horizon")
+    if not rec:
+        return []
+    ratios = ", ".join(f"{r:.2f}" for r in rec["model_over_copy_last"])
+    verdict = (
+        "beats copy-last at every trained horizon"
+        if not rec["not_beaten_at"]
+        else f"**does not beat copy-last at h = {rec['not_beaten_at']}**"
+    )
+    return [
+        f"**{name}** at the end of training, on {rec['clips']} validation clips, open loop from one frame: "
+        f"model / copy-last L1 at h = 1..{len(rec['horizon'])} (the horizons it was trained on): {ratios}; it "
+        f"{verdict}.",
+        "",
+    ]
 
 
 def _probe_section(probe: dict[str, Any]) -> list[str]:
@@ -47,9 +92,11 @@ def _rollout_section(name: str, res: dict[str, Any]) -> list[str]:
         "| h | model | copy last | mean embedding | model / copy last |",
         "|---|---|---|---|---|",
     ]
+    trained = res.get("trained_horizon")
     for i, h in enumerate(res["horizon"]):
+        beyond = " (beyond training)" if trained is not None and h > trained else ""
         lines.append(
-            f"| {h} | {res['model'][i]:.4f} | {res['copy_last'][i]:.4f} | {res['mean_embedding'][i]:.4f} | "
+            f"| {h}{beyond} | {res['model'][i]:.4f} | {res['copy_last'][i]:.4f} | {res['mean_embedding'][i]:.4f} | "
             f"{res['model_over_copy_last'][i]:.3f} |"
         )
     if "proprio_head" in res:
@@ -97,7 +144,7 @@ def write_report(
 
     summary = json.loads((folders["evaluate"] / "summary.json").read_text())
     m = summary["methods"]
-    lines = [f"# World-model planning report: {summary['env_id']}", ""]
+    lines = [f"# World-model planning report: {summary['env_id']}", "", *_warning_lines(folders)]
     wm = m.get("world_model")
     if wm and "random" in m and "oracle" in m:
         lines += [
@@ -140,8 +187,10 @@ def write_report(
         probe = json.loads((folders["probe"] / "probe.json").read_text())
         lines += ["## Representation (held-out episodes)", "", *_probe_section(probe), ""]
     ro = [k for k in folders if k.startswith("rollout_error_")]
-    if ro:
-        lines += ["## Predictor rollout error", ""]
+    vs_copy = [ln for k in folders if k.startswith("predictor_")
+               for ln in _copy_last_line(k.removeprefix("predictor_"), train_summary(folders[k]))]
+    if ro or vs_copy:
+        lines += ["## Predictor rollout error", "", *vs_copy]
         for k in ro:
             res = json.loads((folders[k] / "rollout_error.json").read_text())
             lines += [*_rollout_section(k.removeprefix("rollout_error_"), res), ""]

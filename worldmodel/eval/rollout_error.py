@@ -135,6 +135,7 @@ def rollout_error(
         "context": context,
         "horizon": list(range(1, horizon + 1)),
         "frameskip": wm.frameskip,
+        "trained_horizon": (wm.meta or {}).get("trained_horizon"),  # None: saved before it was recorded
         "pool": wm.pool,
         "metric": "mean L1 per latent entry (normalised latent space; *_raw: raw encoder units)",
         **per,
@@ -188,10 +189,12 @@ def format_table(result: dict[str, Any]) -> str:
         f"pool {result['pool']}, frameskip {result['frameskip']}; {result['metric']})",
         f"{'h':>3} {'model':>9} {'copy_last':>10} {'mean_emb':>9} {'model/copy':>10}",
     ]
+    trained = result.get("trained_horizon")
     for i, h in enumerate(result["horizon"]):
         lines.append(
             f"{h:>3} {result['model'][i]:>9.4f} {result['copy_last'][i]:>10.4f} "
             f"{result['mean_embedding'][i]:>9.4f} {result['model_over_copy_last'][i]:>10.3f}"
+            + ("  beyond the trained horizon" if trained is not None and h > trained else "")
         )
     if "proprio_head" in result:
         lines.append("proprio error per dimension (mean |.|, raw units): head / readout of imagined latents / "

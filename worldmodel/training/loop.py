@@ -9,7 +9,10 @@ and schedules are functions of the step, so a resumed run repeats an uninterrupt
 
 from __future__ import annotations
 
+import json
 import math
+import os
+import sys
 import time
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
@@ -265,7 +268,7 @@ class Cadence:
     log_every: int
     eval_every: int
     ckpt_every: int
-    budget_s: float = 0.0  # > 0: also stop (checkpoint + export) after this many seconds
+    budget_s: float = 0.0  # > 0: also stop (checkpoint + export) after this many seconds (a cap the user sets)
 
     @classmethod
     def from_config(cls, tcfg: Mapping[str, Any], time_budget: bool = False) -> Cadence:
@@ -330,3 +333,45 @@ def run_steps(
             bar.close()
         logger.close()
     return done
+
+
+# ------------------------------------------------------------------------------------------------ run summaries
+SUMMARY_FILE = "train_summary.json"
+
+
+def stopped_early(cadence: Cadence, done: int) -> dict[str, Any] | None:
+    """The record of a wall-clock cap (``train.time_budget_s``) that cut the run short of its planned steps, or
+    None when the run did every step it set out to do (``stop_after`` is a step count the user chose: not early)."""
+    if cadence.budget_s <= 0 or done >= cadence.stop:
+        return None
+    return {
+        "reason": "time_budget",
+        "time_budget_s": cadence.budget_s,
+        "steps_done": done,
+        "steps_planned": cadence.stop,
+    }
+
+
+def stopped_early_warning(what: str, record: Mapping[str, Any]) -> str:
+    """The loud line for a run a wall-clock cap cut short (see stopped_early)."""
+    return (
+        f"{what} stopped early at step {record['steps_done']} of {record['steps_planned']}: the wall-clock cap "
+        f"train.time_budget_s={record['time_budget_s']:g} was reached, so the same command trains a different "
+        f"(longer) model on a faster or less busy machine; set train.time_budget_s=null to train every step"
+    )
+
+
+def warn(message: str, enabled: bool = True) -> None:
+    """Print ``WARNING: message`` on stderr (the training log) when ``enabled`` (rank 0)."""
+    if enabled:
+        print(f"WARNING: {message}", file=sys.stderr, flush=True)
+
+
+def write_summary(out_dir: str | Path, summary: Mapping[str, Any], drop: Sequence[str] = ()) -> Path:
+    """Atomically write a run's JSON summary (without the ``drop`` entries, e.g. the model object) to
+    ``out_dir/train_summary.json``, where the pipeline and its report read stopped_early and warnings."""
+    path = Path(out_dir) / SUMMARY_FILE
+    tmp = path.with_name(f".{SUMMARY_FILE}.{os.getpid()}")
+    tmp.write_text(json.dumps({k: v for k, v in summary.items() if k not in drop}, indent=2, default=str))
+    os.replace(tmp, path)
+    return path

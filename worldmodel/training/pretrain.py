@@ -42,6 +42,10 @@ from worldmodel.training.loop import (
     param_groups,
     run_steps,
     step_seed,
+    stopped_early,
+    stopped_early_warning,
+    warn,
+    write_summary,
 )
 from worldmodel.training.schedules import CosineRamp, LinearRamp, WarmupCosine
 
@@ -324,11 +328,17 @@ def pretrain(
     path = out_dir / "encoder.pt"
     if dist.is_main:
         save_encoder(exported, path, {"step": done, "random_init": done == 0, "seed": seed})
-    barrier()
-    return {
+    early = stopped_early(cadence, done)
+    warnings = [] if early is None else [stopped_early_warning("pretraining", early)]
+    for line in warnings:
+        warn(line, dist.is_main)
+    summary = {
         "encoder_path": str(path),
         "random_encoder_path": str(out_dir / "encoder_random.pt"),
         "steps": done,
+        "steps_planned": cadence.stop,
+        "stopped_early": early,
+        "warnings": warnings,
         "resumed_from": start,
         "final_loss": run.loss,
         "encoder_params": num_params(model.encoder),
@@ -337,3 +347,7 @@ def pretrain(
         "world_size": dist.world_size,
         "model": model,
     }
+    if dist.is_main:
+        write_summary(out_dir, summary, drop=("model",))
+    barrier()
+    return summary

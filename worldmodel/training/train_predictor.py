@@ -7,6 +7,11 @@ Losses (V-JEPA 2-AC style, all L1 in the normalised latent space, summed with we
   teacher forcing  predictor(z_0..z_{T-2}, a_0..a_{T-2}) vs z_1..z_{T-1} (block-causal, one pass)
   rollout          C true frames, then K autoregressive steps on its own predictions, vs z_C..z_{C+K-1}
   proprio          the proprio head's L1 on both paths, when the proprio token is used
+
+Diagnostics: every validation also rolls the predictor out open-loop from one true frame over the whole clip,
+h = 1..T-1 (how a planner uses it), beside copying that frame. A world model that does not beat copy-last at
+some h gets a WARNING in the log and in ``train_summary.json``; the figures and the reach it was trained for
+(``trained_horizon``: T-1 predictor steps) go into the world model's meta for planning checks and the report.
 """
 
 from __future__ import annotations
@@ -43,6 +48,10 @@ from worldmodel.training.loop import (
     param_groups,
     run_steps,
     step_seed,
+    stopped_early,
+    stopped_early_warning,
+    warn,
+    write_summary,
 )
 from worldmodel.training.schedules import WarmupCosine
 from worldmodel.world_model import WorldModel
@@ -144,6 +153,69 @@ class PredictorLoss(nn.Module):
 
 
 @torch.no_grad()
+def copy_last_by_horizon(
+    wm: WorldModel,
+    ds: LatentClipDataset,
+    idx: np.ndarray,
+    device: torch.device,
+    use_proprio: bool,
+    batch_size: int,
+) -> dict[str, Any]:
+    """Open-loop L1 per rollout step h = 1..T-1 from one true frame (as a planner imagines) on fixed clips, beside
+    repeating that frame ("copy_last"); ``not_beaten_at`` lists the h where the model is no better."""
+    was = wm.predictor.training
+    wm.predictor.eval()
+    model_sum = copy_sum = None
+    for i in range(0, len(idx), batch_size):
+        mb = model_batch(wm, ds.batch(idx[i : i + batch_size]), device, use_proprio)
+        z, a, p = mb["z"], mb["a"], mb["p"]  # (B, T, N, D), (B, T-1, A), (B, T, P) or None
+        roll, _ = wm.predictor.rollout(
+            z[:, :1], a, None if p is None else p[:, :1], a[:, :0], use_cache=True
+        )  # (B, T-1, N, D)
+        true = z[:, 1:]  # (B, T-1, N, D)
+        m = (roll - true).abs().mean((-1, -2)).sum(0)  # (T-1,)
+        c = (z[:, :1] - true).abs().mean((-1, -2)).sum(0)  # (T-1,)
+        model_sum = m if model_sum is None else model_sum + m
+        copy_sum = c if copy_sum is None else copy_sum + c
+    wm.predictor.train(was)
+    assert model_sum is not None and copy_sum is not None, "no validation clips"
+    model, copy = (model_sum / len(idx)).tolist(), (copy_sum / len(idx)).tolist()  # one host sync, at the end
+    ratio = [mv / cv if cv > 0 else float("inf") for mv, cv in zip(model, copy)]
+    return {
+        "horizon": list(range(1, len(model) + 1)),
+        "model": model,
+        "copy_last": copy,
+        "model_over_copy_last": ratio,
+        "not_beaten_at": [h for h, r in enumerate(ratio, 1) if not r < 1.0],
+        "clips": int(len(idx)),
+    }
+
+
+def copy_last_warning(record: Mapping[str, Any] | None) -> str | None:
+    """The warning for a world model that does not beat copy-last at some trained horizon (None when it does)."""
+    if not record or not record["not_beaten_at"]:
+        return None
+    bad = record["not_beaten_at"]
+    ratios = ", ".join(f"h={h}: {record['model_over_copy_last'][h - 1]:.2f}" for h in bad)
+    return (
+        f"the world model does not beat copy-last on {record['clips']} validation clips at rollout step(s) "
+        f"{bad} of 1..{len(record['horizon'])} trained (model / copy-last L1 {ratios}): repeating the last frame "
+        "predicts better, so planning with it will likely sit at the random floor. Train longer (train.steps), "
+        "check that frames change between steps (data.frameskip) and that the encoder is not collapsed"
+    )
+
+
+def trained_reach(cfg: Mapping[str, Any]) -> dict[str, int]:
+    """How far ahead the predictor is trained to imagine, for the world model's meta: clips of T frames teach it
+    to predict T-1 predictor steps ahead of one true frame (time positions 0..T-1; later ones it never saw),
+    K of them on its own predictions (the rollout loss)."""
+    clip = int(cfg["data"]["clip_len"])
+    loss = cfg["loss"]
+    k = int(loss.get("rollout_steps", 2)) if float(loss.get("rollout", 1.0)) > 0 else 0
+    return {"trained_clip_frames": clip, "trained_horizon": clip - 1, "rollout_loss_steps": k}
+
+
+@torch.no_grad()
 def evaluate(
     wm: WorldModel,
     ds: LatentClipDataset,
@@ -241,6 +313,7 @@ def build_world_model(
         "data_path": str(cfg["data"]["path"]),
         "encoder_sha256": cache_info.key["encoder_sha256"],
         "control_dt": cache.meta["control_dt"] * frameskip,
+        **trained_reach(cfg),
     }
     wm = WorldModel(
         encoder,
@@ -285,12 +358,14 @@ class PredictorSteps:
         # the predictor and its losses as one DDP module; checkpoints hold the un-wrapped predictor
         self.losses_of = wrap_ddp(PredictorLoss(wm.predictor, self.loss_cfg), ckpt.dist)
         self.val_idx = None
-        if val_set is not None and int(tcfg.get("eval_every", 0)) > 0 and ckpt.dist.is_main:
+        if val_set is not None and len(val_set) > 0 and ckpt.dist.is_main:
             n_val = min(len(val_set), int(tcfg.get("val_clips", 256)))
             self.val_idx = np.linspace(0, len(val_set) - 1, n_val).round().astype(np.int64)  # fixed, spread out
-        self.validating = self.val_idx is not None
+        self.validating = self.val_idx is not None and int(tcfg.get("eval_every", 0)) > 0
         self.t0, self.seen = time.perf_counter(), 0
         self.last_row, self.val_row = {}, {}  # the last logged training and validation rows
+        self.by_horizon: dict[str, Any] | None = None  # copy_last_by_horizon of the last validation
+        self.by_horizon_step = -1  # ... and the step it was taken at
 
     def step(self, step: int, idx: list[int]) -> dict[str, float]:
         """One update on this rank's clips of the step's global batch; returns the all-reduced losses and lr."""
@@ -317,7 +392,25 @@ class PredictorSteps:
         self.val_row = evaluate(
             self.wm, self.val_set, self.val_idx, self.loss_cfg, self.device, self.use_proprio, self.bs
         )
+        rec = self.horizon_check(done)
+        self.val_row.update(
+            {
+                "val/open_loop_l1": float(np.mean(rec["model"])),
+                "val/open_loop_copy_last_l1": float(np.mean(rec["copy_last"])),
+                "val/open_loop_over_copy_last_worst": max(rec["model_over_copy_last"]),
+            }
+        )
         self.logger.log(done, self.val_row)
+
+    def horizon_check(self, done: int) -> dict[str, Any]:
+        """copy_last_by_horizon on the fixed validation clips after ``done`` steps (computed once per step)."""
+        assert self.val_set is not None and self.val_idx is not None
+        if self.by_horizon is None or self.by_horizon_step != done:
+            self.by_horizon = copy_last_by_horizon(
+                self.wm, self.val_set, self.val_idx, self.device, self.use_proprio, self.bs
+            )
+            self.by_horizon_step = done
+        return self.by_horizon
 
     def save(self, done: int) -> None:
         """Resume checkpoint after ``done`` steps (see RunCheckpoint.save)."""
@@ -373,17 +466,28 @@ def train_predictor(
     cadence = Cadence.from_config(tcfg)
     wm.predictor.train()
     batches = StepBatchSampler(len(train_set), bs, seed, start, cadence.stop, dist.rank, dist.world_size)
-    run_steps(run, batches, start, cadence, logger, "train predictor" if progress and dist.is_main else None)
+    done = run_steps(run, batches, start, cadence, logger, "train predictor" if progress and dist.is_main else None)
     if cadence.stop <= start and state is None:
         run.save(start)
     wm.eval()
+    by_horizon = run.horizon_check(max(done, start)) if run.val_idx is not None else None
+    wm.meta["copy_last_by_horizon"] = by_horizon  # None without validation clips (rank 0 only: it exports)
+    early = stopped_early(cadence, done)
+    warnings = [w for w in (copy_last_warning(by_horizon),) if w]
+    warnings += [] if early is None else [stopped_early_warning("predictor training", early)]
+    for line in warnings:
+        warn(line, dist.is_main)
     path = out_dir / "world_model.pt"
     if dist.is_main:
         wm.save(path)
-    barrier()
-    return {
+    summary = {
         "world_model_path": str(path),
-        "steps": max(cadence.stop, start),
+        "steps": max(done, start),
+        "steps_planned": cadence.stop,
+        "stopped_early": early,
+        "warnings": warnings,
+        "copy_last_by_horizon": by_horizon,
+        "trained_horizon": wm.meta["trained_horizon"],
         "resumed_from": start,
         "cache_path": str(cache_info.path),
         "cache_rebuilt": cache_info.rebuilt,
@@ -396,3 +500,7 @@ def train_predictor(
         "world_size": dist.world_size,
         "world_model": wm,
     }
+    if dist.is_main:
+        write_summary(out_dir, summary, drop=("world_model",))
+    barrier()
+    return summary

@@ -10,12 +10,14 @@ Rules (also in docs/own_data.md):
   * proprio missing: a (T, 1) zero column (train with model.use_proprio=false).
   * state missing: proprio as float64 if mapped, else a (T, 1) zero column; goal_state = last state row.
   * success missing: false; distance missing: NaN; timestamps, when mapped, must increase strictly.
+  * a mapped key the source lacks is an error, unless its column is in ``optional_keys``: then the column
+    counts as missing (the rules above) and the summary says so; the summary lists unused source columns.
 """
 
 from __future__ import annotations
 
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -274,6 +276,24 @@ def convert_episode(src: Source, ref: EpisodeRef, spec: ImportSpec, plan: Import
     return cols
 
 
+def _column_note(spec: ImportSpec, absent: dict[str, str], ours: str, default: str) -> str:
+    """Summary entry of an optional column: its foreign key, or what stands in for it and why."""
+    if spec.keys.get(ours):
+        return str(spec.keys[ours])
+    if ours in absent:
+        return f"{default} (optional key {absent[ours]!r} is not in the source)"
+    return default
+
+
+def unused_columns(spec: ImportSpec, columns: list[str]) -> list[str]:
+    """Keys the source holds that the import neither maps nor uses as episode boundaries (map them in
+    ``keys`` when they are what you want, e.g. a state column)."""
+    used = {k for k in spec.keys.values() if k}
+    if spec.layout == "flat":
+        used |= {k for k in (spec.boundaries.key, spec.boundaries.lengths_key) if k}
+    return sorted(set(columns) - used)
+
+
 def import_dataset(spec: ImportSpec, progress: bool = False) -> dict[str, Any]:
     """Validate ``spec.source`` and (unless dry_run) write it to ``spec.out``; returns a summary dict."""
     out = Path(spec.out)
@@ -282,6 +302,8 @@ def import_dataset(spec: ImportSpec, progress: bool = False) -> dict[str, Any]:
     t0 = time.perf_counter()
     src = open_source(spec)
     try:
+        absent = dict(getattr(src, "absent", {}))
+        spec = replace(spec, keys={k: (None if k in absent else v) for k, v in spec.keys.items()})
         plan = scan(src, spec)
         env_id, env_kwargs = spec.env_id, dict(spec.env_kwargs)
         if env_id == "none" and getattr(src, "env_id", None):  # Minari records the env it was collected in
@@ -338,8 +360,11 @@ def import_dataset(spec: ImportSpec, progress: bool = False) -> dict[str, Any]:
         "action_dim": int(plan.action_low.shape[0]),
         "action_low": plan.action_low.tolist(),
         "action_high": plan.action_high.tolist(),
-        "proprio": spec.keys.get("proprio") or "missing: (T, 1) zeros",
-        "state": spec.keys.get("state") or ("copy of proprio" if spec.keys.get("proprio") else "missing: (T, 1) zeros"),
+        "proprio": _column_note(spec, absent, "proprio", "missing: (T, 1) zeros"),
+        "state": _column_note(
+            spec, absent, "state", "copy of proprio" if spec.keys.get("proprio") else "missing: (T, 1) zeros"
+        ),
+        "unused_columns": unused_columns(spec, getattr(src, "columns", [])),
         "control_dt": plan.control_dt,
         "control_dt_from": plan.control_dt_from,
         "env_id": meta.env_id,

@@ -11,7 +11,7 @@ from typing import Any
 
 import numpy as np
 
-from worldmodel.data.importers.sources import EpisodeRef
+from worldmodel.data.importers.sources import EpisodeRef, split_optional
 from worldmodel.data.importers.spec import ImportSpec
 from worldmodel.data.schema import DatasetError
 
@@ -26,6 +26,15 @@ def _lookup(tree: Any, key: str) -> Any:
             raise KeyError(part)
         node = node[part]
     return node
+
+
+def _has(tree: Any, key: str) -> bool:
+    """Whether the '/'-separated path ``key`` exists in the nested dict."""
+    try:
+        _lookup(tree, key)
+    except KeyError:
+        return False
+    return True
 
 
 def _key_paths(tree: Any, prefix: str = "") -> list[str]:
@@ -61,19 +70,18 @@ class MinariSource:
         self.episodes = [EpisodeRef(j, f"Minari episode {i}", group=str(i), seed=i) for j, i in enumerate(ids)]
         self.covered_rows = -1
         self._cached: tuple[str, dict[str, Any]] | None = None
+        self.columns: list[str] = []
+        self.absent: dict[str, str] = {}
         if self.episodes:  # check the mapping against the first episode
             tree = self._tree(self.episodes[0])
-            for ours, key in spec.keys.items():
-                if not key:
-                    continue
-                try:
-                    _lookup(tree, key)
-                except KeyError:
-                    raise DatasetError(
-                        self.path,
-                        f"key {key!r} (mapped to {ours}) is not in {self.episodes[0].label}; it has {_key_paths(tree)}",
-                        f"fix keys.{ours} in the import config",
-                    ) from None
+            self.columns = _key_paths(tree)
+            _, self.absent = split_optional(
+                self.path,
+                spec,
+                lambda key: _has(tree, key),
+                f"{self.episodes[0].label}; it has {self.columns}",
+                "fix keys.{ours} in the import config",
+            )
         env_spec = getattr(self.dataset, "env_spec", None)
         self.env_id = getattr(env_spec, "id", None)
         self.env_kwargs = dict(getattr(env_spec, "kwargs", {}) or {})

@@ -36,6 +36,10 @@ class Source(Protocol):
 
     path: str
     episodes: list[EpisodeRef]
+    columns: list[str]
+    """Every key the source holds (for the summary's unused columns)."""
+    absent: dict[str, str]
+    """Optional columns (spec.optional_keys) whose mapped key the source lacks: our column -> that key."""
 
     def read(self, ref: EpisodeRef, key: str) -> np.ndarray:
         """The foreign column ``key`` of one episode."""
@@ -50,6 +54,25 @@ class Source(Protocol):
 def _natural_key(name: str) -> list[Any]:
     """Sort 'ep_2' before 'ep_10'."""
     return [int(t) if t.isdigit() else t for t in re.split(r"(\d+)", name)]
+
+
+def split_optional(
+    path: str, spec: ImportSpec, present: Any, where: str, fix: str
+) -> tuple[dict[str, str], dict[str, str]]:
+    """(mapped keys the source has, optional ones it lacks): our column -> foreign key. ``present(key)`` says
+    whether the source holds ``key``; a missing key not in spec.optional_keys is a DatasetError."""
+    mapped: dict[str, str] = {}
+    absent: dict[str, str] = {}
+    for ours, key in spec.keys.items():
+        if not key:
+            continue
+        if present(key):
+            mapped[ours] = key
+        elif ours in spec.optional_keys:
+            absent[ours] = key
+        else:
+            raise DatasetError(path, f"key {key!r} (mapped to {ours}) is not in {where}", fix.format(ours=ours))
+    return mapped, absent
 
 
 def _check_ranges(path: str, ranges: np.ndarray, n: int, key: str) -> np.ndarray:
@@ -150,15 +173,15 @@ class FlatSource:
         except (OSError, ValueError) as exc:
             raise DatasetError(self.path, f"cannot open as {fmt} ({exc})", "check `format`") from exc
         self._cache: dict[str, np.ndarray] = {}
-        mapped = {ours: k for ours, k in spec.keys.items() if k}
         available = self._keys()
-        for ours, key in mapped.items():
-            if key not in available:
-                raise DatasetError(
-                    self.path,
-                    f"key {key!r} (mapped to {ours}) is not in the file; it has {sorted(available)}",
-                    f"fix keys.{ours} in the import config",
-                )
+        self.columns = sorted(available)
+        mapped, self.absent = split_optional(
+            self.path,
+            spec,
+            available.__contains__,
+            f"the file; it has {sorted(available)}",
+            "fix keys.{ours} in the import config",
+        )
         n = int(self._column(mapped["pixels"]).shape[0])
         for ours, key in mapped.items():
             rows = int(self._column(key).shape[0])
@@ -246,14 +269,22 @@ class GroupSource:
                 "set layout=flat for flat columns, or fix episode_pattern",
             )
         self.episodes = [EpisodeRef(i, f"episode group {n!r}", group=n, seed=i) for i, n in enumerate(names)]
-        mapped = {ours: k for ours, k in spec.keys.items() if k}
-        for ref in self.episodes:  # every group must hold every mapped key
-            have = self._group_keys(ref.group)
-            for ours, key in mapped.items():
-                if key not in have:
+        have = [self._group_keys(ref.group) for ref in self.episodes]
+        self.columns = sorted(set().union(*have))
+        # an optional key counts as absent only when no group holds it; every group must hold the others
+        _, self.absent = split_optional(
+            self.path,
+            spec,
+            lambda k: any(k in h for h in have),
+            f"any episode group ({self.episodes[0].label} has {sorted(have[0])})",
+            "fix keys.{ours}",
+        )
+        for ref, keys in zip(self.episodes, have):
+            for ours, key in spec.keys.items():
+                if key and ours not in self.absent and key not in keys:
                     raise DatasetError(
                         self.path,
-                        f"key {key!r} (mapped to {ours}) is missing from {ref.label}; it has {sorted(have)}",
+                        f"key {key!r} (mapped to {ours}) is missing from {ref.label}; it has {sorted(keys)}",
                         f"fix keys.{ours}, or exclude the group with episode_pattern",
                     )
         self.covered_rows = -1

@@ -45,6 +45,10 @@ class ImportSpec:
     """Output trajectory file (our HDF5 schema); nothing is written with dry_run."""
     keys: dict[str, str | None]
     """Our column -> the foreign key/path ('obs/pixels'); pixels and action are required."""
+    optional_keys: list[str] = field(default_factory=list)
+    """Our columns whose mapped key a file may lack: then the column is treated as unmapped (its documented
+    default, e.g. state = a copy of proprio) and the summary says so. Any other mapped key that is missing is
+    an error."""
     format: str = "auto"
     """auto (from the extension) | hdf5 | npz | minari."""
     layout: str = "flat"
@@ -97,6 +101,7 @@ class ImportSpec:
             raise ValueError(f"boundaries has unknown field(s) {bad_b}; use kind, key, lengths_key")
         kw["boundaries"] = Boundaries(**b)
         kw["keys"] = dict(kw["keys"])
+        kw["optional_keys"] = list(kw.get("optional_keys") or [])
         if kw.get("compression") in ("none", "None"):
             kw["compression"] = None
         spec = cls(**kw)
@@ -118,6 +123,12 @@ class ImportSpec:
         bad = sorted(set(self.keys) - set(OUR_KEYS))
         if bad:
             raise ValueError(f"import config: keys has unknown column(s) {bad}; map any of {OUR_KEYS}")
+        bad_opt = sorted(set(self.optional_keys) - set(OUR_KEYS))
+        if bad_opt:
+            raise ValueError(f"import config: optional_keys has unknown column(s) {bad_opt}; use any of {OUR_KEYS}")
+        required_opt = [k for k in REQUIRED_KEYS if k in self.optional_keys]
+        if required_opt:
+            raise ValueError(f"import config: {required_opt} cannot be optional (every import needs pixels and action)")
         missing = [k for k in REQUIRED_KEYS if not self.keys.get(k)]
         if missing:
             raise ValueError(f"import config: keys must map {missing} to a key of the source file")
