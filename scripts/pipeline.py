@@ -7,6 +7,7 @@ python scripts/pipeline.py env=reacher planner=mppi
 from __future__ import annotations
 
 import re
+from pathlib import Path
 
 from scripts.common import fail, hydra_main, setup_headless
 
@@ -25,6 +26,7 @@ def main(cfg: DictConfig) -> None:
     plain = OmegaConf.to_container(cfg, resolve=True)
     plain["env_choice"] = choices["env"]  # type: ignore[index]
     plain["planner_choice"] = choices["planner"]  # type: ignore[index]
+    plain["config_search_dirs"] = user_config_dirs()  # type: ignore[index]
     try:
         run_pipeline(plain)  # type: ignore[arg-type]
     except RuntimeError as exc:
@@ -32,6 +34,12 @@ def main(cfg: DictConfig) -> None:
         if refused:  # the stage's own one-line error: bad input, so exit status 2 as the stage did
             fail(refused)
         raise SystemExit(f"error: {exc}") from None  # a stage that crashed: the tail of its log, exit status 1
+
+
+def user_config_dirs() -> list[str]:
+    """Absolute paths of the config folders given with --config-dir (the stages search them too)."""
+    sources = HydraConfig.get().runtime.config_sources
+    return [str(Path(s.path).resolve()) for s in sources if s.provider == "command-line" and s.schema == "file"]
 
 
 def stage_refused_input(message: str) -> str | None:

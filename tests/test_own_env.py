@@ -44,6 +44,12 @@ TINY: dict[str, dict[str, str]] = {
                            "train.val_clips": "8", "train.ckpt_every": "4", "device": "cpu"},
     "benchmark.py": {"seeds": "[0]", "episodes": "4", "offset": "6", "max_steps": "10", "planner.num_samples": "8",
                      "planner.iterations": "2", "eval.num_envs": "4", "eval.video_episodes": "0", "device": "cpu"},
+    "pipeline.py": {"collect.episodes": "6", "collect.episode_length": "24", "collect.workers": "1",
+                    "pretrain.train.steps": "3", "pretrain.train.batch_size": "4", "predictor.train.steps": "8",
+                    "predictor.train.batch_size": "8", "++predictor.train.eval_every": "4",
+                    "++predictor.train.val_clips": "8", "evaluate.episodes": "2", "evaluate.eval.max_steps": "4",
+                    "evaluate.eval.num_envs": "2", "evaluate.planner.num_samples": "8",
+                    "evaluate.planner.iterations": "2", "device": "cpu"},
 }
 
 # A second user env for the error and resampling tests: renders whatever `frame` says, at 96 x 80.
@@ -406,3 +412,20 @@ def test_docs_example_end_to_end(dot_dir: Path) -> None:
     md = (out / "benchmark.md").read_text()
     assert "| expert (user policy) |" in md and "| random |" in md and "| world_model |" in md
     assert "the ceiling where no simulator exists" in md
+
+
+def test_docs_pipeline_on_the_users_env(dot_dir: Path) -> None:
+    """docs/own_env.md's main-job command: --config-dir reaches every stage, the expert stands in for the oracle, and
+    the report names the env and heads with the copy-last warning this tiny predictor earns."""
+    block = next(b for b in re.findall(r"```bash\n(.*?)```", DOC.read_text(), re.S) if "scripts/pipeline.py" in b)
+    cmd = next(shlex.split(line) for line in block.splitlines() if "scripts/pipeline.py" in line)
+    res = subprocess.run(tiny(cmd), cwd=dot_dir, env=subprocess_env(dot_dir), capture_output=True, text=True,
+                         timeout=600)
+    assert res.returncode == 0, f"{res.stdout[-3000:]}\n{res.stderr[-3000:]}"
+    root = dot_dir / "runs" / "dot_pipeline"
+    assert "hydra.searchpath=[file://" in res.stdout and "env=dot" in res.stdout
+    summary = json.loads(next(root.glob("evaluate-*/summary.json")).read_text())
+    assert summary["env_id"] == GENERIC_ID and set(summary["methods"]) == {"world_model", "random_init", "random",
+                                                                           "expert"}
+    report = (root / "report.md").read_text()
+    assert "| expert (user policy) |" in report and "does not beat copy-last" in report.split("## ")[0]

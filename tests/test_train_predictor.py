@@ -203,3 +203,27 @@ def test_planning_past_the_trained_horizon_is_refused(untrained: dict[str, Any])
     assert world_model_agent(wm, _agent_cfg(6, allow_long_horizon=True), env, {}, cpu).planner.horizon == 6
     del wm.meta["trained_horizon"]  # saved before this was recorded: not refused
     assert world_model_agent(wm, _agent_cfg(6), env, {}, cpu).planner.horizon == 6
+
+
+def test_evaluate_refuses_a_too_long_horizon_before_writing_anything(untrained: dict[str, Any], tmp_path: Path) -> None:
+    """scripts/evaluate.py checks every world model's reach before any episode: exit 2, the model's name and the
+    override in one error line, and nothing in the output folder but Hydra's own log folder."""
+    import subprocess
+    import sys
+
+    root = Path(__file__).resolve().parents[1]
+    wm_path = untrained["out"] / "world_model.pt"
+    wm = WorldModel.load(wm_path, "cpu")
+    image_size = int(wm.meta["env_kwargs"].get("image_size", 64))
+    out = tmp_path / "eval"
+    res = subprocess.run(
+        [sys.executable, str(root / "scripts" / "evaluate.py"), f"++world_models.ok={wm_path}",
+         f"++world_models.far={wm_path}", "planner.horizon=4", "episodes=1", "methods=[random]",
+         f"env.kwargs.image_size={image_size}", f"out_dir={out}"],
+        cwd=root, capture_output=True, text=True, timeout=300,
+    )
+    assert res.returncode == 2, res.stderr[-2000:]
+    lines = res.stderr.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith("error: world model 'ok': planner.horizon=4"), res.stderr
+    assert "agent.allow_long_horizon=true" in lines[0]
+    assert sorted(p.name for p in out.iterdir()) == ["hydra"]

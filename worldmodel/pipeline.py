@@ -60,6 +60,11 @@ def _hydra_item(key: str, value: Any) -> str:
     return f"{key}:{value}"
 
 
+def _config_name(path: Path) -> str:
+    """A config file's name in a stage's key: relative to the checkout, or absolute for a user's folder."""
+    return str(path.relative_to(ROOT)) if path.is_relative_to(ROOT) else str(path)
+
+
 @dataclass
 class Stage:
     """One step of the pipeline: a script, its arguments, and what it must leave behind.
@@ -74,12 +79,13 @@ class Stage:
     outputs: list[str]  # files (relative to the stage folder) whose existence marks the stage done
     upstream: list[Stage] = field(default_factory=list)
     launchable: bool = False  # may run under a multi-process launcher (torchrun): training and evaluation
+    search_dirs: tuple[str, ...] = ()  # the user's config folders (--config-dir), searched before configs/
 
     @property
     def key(self) -> str:
         """Hash of everything that decides this stage's result: script, arguments, the content of the config
         files the script composes (so a changed default in a yaml re-runs the stage), upstream stages."""
-        configs = {str(p.relative_to(ROOT)): hashlib.sha256(p.read_bytes()).hexdigest() for p in self.config_files()}
+        configs = {_config_name(p): hashlib.sha256(p.read_bytes()).hexdigest() for p in self.config_files()}
         blob = json.dumps(
             {"script": self.script, "args": self.args, "up": [u.key for u in self.upstream], "configs": configs}
         )
@@ -99,8 +105,22 @@ class Stage:
             key, _, value = arg.lstrip("+").partition("=")
             if key in chosen:
                 chosen[key] = value
-        options = [CONFIGS / group / f"{option}.yaml" for group, option in sorted(chosen.items())]
-        return [main, *(p for p in options if p.exists())]
+        found = [self._option_file(group, option) for group, option in sorted(chosen.items())]
+        return [main, *(p for p in found if p is not None)]
+
+    def _option_file(self, group: str, option: str) -> Path | None:
+        """The yaml of a config group option as Hydra finds it: the user's folders first, then configs/."""
+        for folder in [*(Path(d) for d in self.search_dirs), CONFIGS]:
+            path = folder / group / f"{option}.yaml"
+            if path.exists():
+                return path
+        return None
+
+    def hydra_args(self) -> list[str]:
+        """Arguments that give a Hydra stage the user's config folders (none for argparse scripts)."""
+        if not self.search_dirs or not (CONFIGS / f"{Path(self.script).stem}.yaml").exists():
+            return []
+        return ["hydra.searchpath=[" + ",".join(f"file://{d}" for d in self.search_dirs) + "]"]
 
     def folder(self, root: Path) -> Path:
         """Where this stage runs: root/<name>-<key>."""
@@ -119,7 +139,7 @@ class Stage:
         prefix = [python]
         if launcher and self.launchable:
             prefix += ["-m", "torch.distributed.run", *shlex.split(launcher)]
-        return [*prefix, str(ROOT / "scripts" / self.script), *args]
+        return [*prefix, str(ROOT / "scripts" / self.script), *args, *self.hydra_args()]
 
 
 def run_stage(
@@ -208,6 +228,8 @@ def build_stages(cfg: dict[str, Any]) -> dict[str, Stage]:
     if cfg.get("diagnostics", True):
         stages.update(_diagnostic_stages(stages, list(encoders)))
     stages["evaluate"] = _evaluate_stage(cfg, list(encoders), env_kw, stages)
+    for stage in stages.values():  # the user's --config-dir (their own env/planner configs) reaches every stage
+        stage.search_dirs = tuple(str(d) for d in cfg.get("config_search_dirs") or ())
     return stages
 
 

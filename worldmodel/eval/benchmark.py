@@ -170,6 +170,7 @@ def _check_variant(name: str, vcfg: dict[str, Any], models: Mapping[str, Any], f
     """Everything evaluate() would refuse later for this variant: settings, planner, readout and graph data."""
     from worldmodel.eval.assemble import build_planner, check_agent_config, graph_data, subgoal_config
     from worldmodel.planning import ObjectiveConfig
+    from worldmodel.planning.horizon import check_reach_of
 
     try:
         check_agent_config(vcfg.get("agent") or {}, vcfg.get("objective"))
@@ -179,6 +180,10 @@ def _check_variant(name: str, vcfg: dict[str, Any], models: Mapping[str, Any], f
     obj = ObjectiveConfig.from_dict(vcfg.get("objective"))
     sub = subgoal_config((vcfg.get("agent") or {}).get("subgoals"))
     for wm_name, wm in models.items():
+        try:
+            check_reach_of(wm_name, wm, vcfg["planner"], vcfg.get("agent"))
+        except ValueError as exc:
+            raise ValueError(f"variant {name!r}, {exc}") from None
         if obj.proprio.weight > 0 and wm.proprio_dim == 0:
             raise ValueError(f"variant {name!r} uses objective.proprio, but world model {wm_name!r} predicts no "
                              f"proprio; set objective.proprio.weight=0 in it or drop it (~variants.{name})")

@@ -104,6 +104,7 @@ def load_world_models(
     cfg: dict[str, Any], facts: dict[str, Any], env_kwargs: dict[str, Any], device: torch.device
 ) -> dict[str, Any]:
     """name -> WorldModel for every ``world_models`` entry, each checked against the env it is evaluated on."""
+    from worldmodel.planning.horizon import check_reach_of
     from worldmodel.world_model import WorldModel
 
     models = {}
@@ -121,6 +122,7 @@ def load_world_models(
                     f"world model {name!r} was trained with {key}={trained[key]} but the env "
                     f"uses {key}={env_kwargs[key]}; set env.kwargs.{key}={trained[key]}"
                 )
+        check_reach_of(name, wm, cfg["planner"], cfg.get("agent"))  # every model, before any episode runs
         models[name] = wm
     return models
 
@@ -175,9 +177,9 @@ def evaluate(cfg: dict[str, Any], progress: bool = True) -> dict[str, Any]:
     check_methods_fit_env(cfg.get("methods"), facts, env_id)  # before anything is written
     specs = episode_specs(cfg)
     settings = EvalSettings(**cfg.get("eval", {}))
-    out = Path(cfg["out_dir"])
-    out.mkdir(parents=True, exist_ok=True)
     models = load_world_models(cfg, facts, env_kwargs, device)
+    out = Path(cfg["out_dir"])
+    out.mkdir(parents=True, exist_ok=True)  # only once every input is known good: bad input leaves nothing behind
     header = {
         "seed": int(cfg.get("seed", 0)),
         "goals": cfg.get("goals", {}) or {},

@@ -73,3 +73,19 @@ def check_world_model_horizon(
             file=sys.stderr,
             flush=True,
         )
+
+
+def check_reach_of(name: str, wm: Any, planner_cfg: Mapping[str, Any], agent_cfg: Mapping[str, Any] | None) -> None:
+    """check_planning_horizon for world model ``name`` under an evaluate config's planner and agent sections, with
+    the model's name in the message; evaluate and the benchmark run it on every model before any episode."""
+    agent = agent_cfg or {}
+    try:
+        check_planning_horizon(
+            int(planner_cfg["horizon"]),
+            int(agent.get("context_frames", 1)),
+            trained_horizon(getattr(wm, "meta", None)),
+            int(getattr(wm, "frameskip", 1)),
+            bool(agent.get("allow_long_horizon", False)),
+        )
+    except ValueError as exc:
+        raise ValueError(f"world model {name!r}: {exc}") from None
