@@ -31,6 +31,7 @@ import numpy as np
 from gymnasium import spaces
 
 from envs.base import STATE_SIGNATURE, MujocoGoalEnv, wrap_angle
+from envs.contract import check_action
 
 ADAPTER_ID = "wm/GymAdapter-v0"
 MAX_ADAPTER_IMAGE_SIZE = 1024
@@ -353,11 +354,7 @@ class GymAdapterEnv(MujocoGoalEnv):
         """Apply a clipped, rescaled action for frame_skip * action_repeat physics steps."""
         if self._goal_state is None:
             raise RuntimeError("Call reset() before step().")
-        act = np.asarray(action, dtype=np.float64).reshape(-1)
-        if act.shape != (self.action_dim,):
-            raise ValueError(f"action has shape {np.shape(action)}, expected ({self.action_dim},).")
-        if not np.all(np.isfinite(act)):
-            raise ValueError(f"action {act} contains NaN or inf; pass finite values in [-1, 1].")
+        act = check_action(action, self.action_dim)
         self.data.ctrl[:] = self.action_to_ctrl(act)
         mujoco.mj_step(self.model, self.data, nstep=self._nstep)
         mujoco.mj_forward(self.model, self.data)  # positions-derived quantities match qpos for pixels

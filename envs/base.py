@@ -21,6 +21,8 @@ import mujoco
 import numpy as np
 from gymnasium import spaces
 
+from envs.contract import GoalSlot, check_action
+
 ASSET_DIR = Path(__file__).resolve().parent / "assets"
 
 # Full simulator state used by get_state/set_state (see module docstring for the layout).
@@ -35,7 +37,7 @@ def wrap_angle(angle: np.ndarray) -> np.ndarray:
     return (np.asarray(angle) + np.pi) % (2.0 * np.pi) - np.pi
 
 
-class MujocoGoalEnv(gymnasium.Env, abc.ABC):
+class MujocoGoalEnv(GoalSlot, gymnasium.Env, abc.ABC):
     """Goal-conditioned MuJoCo task observed through a fixed top-down camera (pixels + proprio)."""
 
     metadata: ClassVar[dict[str, Any]] = {"render_modes": ["rgb_array"], "render_fps": 20}
@@ -88,8 +90,7 @@ class MujocoGoalEnv(gymnasium.Env, abc.ABC):
             raise ValueError(f"{self.xml_file} has no camera named {self.camera_name!r}.")
         self._scene_option = mujoco.MjvOption()
 
-        self._goal_state: np.ndarray | None = None
-        self._goal_pixels: np.ndarray | None = None
+        self._clear_goal()
 
         self.proprio_dim = int(self._proprio(self.data).shape[0])
         self.action_space = spaces.Box(-1.0, 1.0, (self.action_dim,), dtype=np.float32)
@@ -190,24 +191,8 @@ class MujocoGoalEnv(gymnasium.Env, abc.ABC):
         return bool(self._scratch.ncon > 0)
 
     # ----------------------------------------------------------------- goals
-    @property
-    def goal_state(self) -> np.ndarray:
-        """Current goal state (state_dim,) (a copy)."""
-        if self._goal_state is None:
-            raise RuntimeError("No goal yet; call reset() or set_goal(goal_state) first.")
-        return self._goal_state.copy()
 
-    def set_goal(self, goal_state: np.ndarray) -> None:
-        """Replace the goal (a full state vector) for the running episode."""
-        self._goal_state = self._check_state(goal_state, "goal_state").copy()
-        self._goal_pixels = None
 
-    @property
-    def goal_pixels(self) -> np.ndarray:
-        """Image (H, W, 3) uint8 of the goal state, rendered once per goal."""
-        if self._goal_pixels is None:
-            self._goal_pixels = self.render_state(self.goal_state)
-        return self._goal_pixels.copy()
 
     # ----------------------------------------------------------------- rendering
     def _get_renderer(self) -> mujoco.Renderer:
@@ -292,11 +277,7 @@ class MujocoGoalEnv(gymnasium.Env, abc.ABC):
         """Apply a clipped action for action_repeat control steps; reward is minus the goal distance."""
         if self._goal_state is None:
             raise RuntimeError("Call reset() before step().")
-        act = np.asarray(action, dtype=np.float64).reshape(-1)
-        if act.shape != (self.action_dim,):
-            raise ValueError(f"action has shape {np.shape(action)}, expected ({self.action_dim},).")
-        if not np.all(np.isfinite(act)):
-            raise ValueError(f"action {act} contains NaN or inf; pass finite values in [-1, 1].")
+        act = check_action(action, self.action_dim)
         np.clip(act, -1.0, 1.0, out=self.data.ctrl)
         mujoco.mj_step(self.model, self.data, nstep=self._nstep)
         # mj_step leaves position-derived quantities (geom poses, contacts) one physics step behind qpos;

@@ -302,3 +302,51 @@ __all__ = [
     "require",
     "unwrap",
 ]
+
+
+def check_action(action: Any, action_dim: int) -> np.ndarray:
+    """One normalised action as a float64 (A,) vector; a wrong shape or a non-finite value is a ValueError."""
+    act = np.asarray(action, dtype=np.float64).reshape(-1)
+    if act.shape != (action_dim,):
+        raise ValueError(f"action has shape {np.shape(action)}, expected ({action_dim},).")
+    if not np.all(np.isfinite(act)):
+        raise ValueError(f"action {act} contains NaN or inf; pass finite values in [-1, 1].")
+    return act
+
+
+class GoalSlot:
+    """The episode's goal as the contract exposes it: ``goal_state``, ``set_goal`` and ``goal_pixels`` (rendered once
+    per goal with the env's ``render_state``, which must not touch the episode). Envs mix it in and call
+    ``_clear_goal()`` in ``__init__``; they provide ``_check_state`` and ``render_state``."""
+
+    _goal_state: np.ndarray | None
+    _goal_pixels: np.ndarray | None
+
+    def _clear_goal(self) -> None:
+        self._goal_state, self._goal_pixels = None, None
+
+    def _check_state(self, state: np.ndarray, what: str = "state") -> np.ndarray:  # provided by the env
+        raise NotImplementedError
+
+    def render_state(self, state: np.ndarray) -> np.ndarray:  # provided by the env
+        raise NotImplementedError
+
+    @property
+    def goal_state(self) -> np.ndarray:
+        """Current goal state (state_dim,) (a copy)."""
+        if self._goal_state is None:
+            raise RuntimeError("No goal yet; call reset() or set_goal(goal_state) first.")
+        return self._goal_state.copy()
+
+    def set_goal(self, goal_state: np.ndarray) -> None:
+        """Replace the goal (a state vector) for the running episode."""
+        self._goal_state = self._check_state(goal_state, "goal_state").copy()
+        self._goal_pixels = None
+
+    @property
+    def goal_pixels(self) -> np.ndarray:
+        """Image (H, W, 3) uint8 of the goal state, rendered once per goal without disturbing the episode."""
+        if self._goal_pixels is None:
+            self._goal_pixels = self.render_state(self.goal_state)
+        return self._goal_pixels.copy()
+

@@ -33,6 +33,7 @@ import numpy as np
 from gymnasium import spaces
 
 from envs.adapter import load_callable
+from envs.contract import GoalSlot, check_action
 
 GENERIC_ID = "wm/GymGeneric-v0"
 MIN_IMAGE_SIZE, MAX_IMAGE_SIZE = 8, 1024
@@ -69,7 +70,7 @@ def _spec(value: Mapping[str, Any] | None, what: str, keys: Sequence[str]) -> di
     return spec
 
 
-class GenericGoalEnv(gymnasium.Env):
+class GenericGoalEnv(GoalSlot, gymnasium.Env):
     """A gymnasium env (any engine) wrapped into the goal-reaching contract of envs/contract.py via hooks."""
 
     metadata: ClassVar[dict[str, Any]] = {"render_modes": ["rgb_array"], "render_fps": 20}
@@ -153,8 +154,7 @@ class GenericGoalEnv(gymnasium.Env):
         self.state_dim = int(probe.shape[0])
         self._frame(self.raw)  # a non-RGB render fails here, at construction
         self._scratch_env: Any = None  # lazily made copy for goal images and goal rollouts
-        self._goal_state: np.ndarray | None = None
-        self._goal_pixels: np.ndarray | None = None
+        self._clear_goal()
         self._set_proprio(_spec(proprio, "proprio", ("indices", "function")))
         self._set_success(_spec(success, "success", ("indices", "names", "function", "threshold")))
         self._set_goal_spec(_spec(goal, "goal", ("kind", "function", "steps", "hold", "tries")))
@@ -303,24 +303,8 @@ class GenericGoalEnv(gymnasium.Env):
         return self._frame(self.raw) if self.render_mode == "rgb_array" else None
 
     # ----------------------------------------------------------------- goals and metrics
-    @property
-    def goal_state(self) -> np.ndarray:
-        """Current goal state (state_dim,) (a copy)."""
-        if self._goal_state is None:
-            raise RuntimeError("No goal yet; call reset() or set_goal(goal_state) first.")
-        return self._goal_state.copy()
 
-    def set_goal(self, goal_state: np.ndarray) -> None:
-        """Replace the goal (a state vector) for the running episode."""
-        self._goal_state = self._check_state(goal_state, "goal_state").copy()
-        self._goal_pixels = None
 
-    @property
-    def goal_pixels(self) -> np.ndarray:
-        """Image (H, W, 3) uint8 of the goal state, rendered once per goal on the scratch copy."""
-        if self._goal_pixels is None:
-            self._goal_pixels = self.render_state(self.goal_state)
-        return self._goal_pixels.copy()
 
     def sample_goal(self, rng: np.random.Generator) -> np.ndarray:
         """A goal state from the current (start) state: the user function, or a held random-action rollout."""
@@ -413,11 +397,7 @@ class GenericGoalEnv(gymnasium.Env):
         """One normalised action (A,) for action_repeat wrapped-env steps; reward is minus the goal distance."""
         if self._goal_state is None:
             raise RuntimeError("Call reset() before step().")
-        act = np.asarray(action, dtype=np.float64).reshape(-1)
-        if act.shape != (self.action_dim,):
-            raise ValueError(f"action has shape {np.shape(action)}, expected ({self.action_dim},).")
-        if not np.all(np.isfinite(act)):
-            raise ValueError(f"action {act} contains NaN or inf; pass finite values in [-1, 1].")
+        act = check_action(action, self.action_dim)
         self._advance(self.raw, act)
         info = self.get_info()
         terminated = self.terminate_on_success and info["success"]
