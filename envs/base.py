@@ -21,7 +21,7 @@ import mujoco
 import numpy as np
 from gymnasium import spaces
 
-from envs.contract import GoalSlot, check_action
+from envs.contract import GoalSlot, check_action, reset_options
 
 ASSET_DIR = Path(__file__).resolve().parent / "assets"
 
@@ -256,12 +256,7 @@ class MujocoGoalEnv(GoalSlot, gymnasium.Env, abc.ABC):
     ) -> tuple[dict[str, np.ndarray], dict[str, Any]]:
         """Start an episode; options may fix ``init_state`` and/or ``goal_state`` (state vectors)."""
         super().reset(seed=seed)
-        options = dict(options or {})
-        unknown = set(options) - {"init_state", "goal_state"}
-        if unknown:
-            raise ValueError(
-                f"Unknown reset options {sorted(unknown)}; valid keys are 'init_state', 'goal_state'."
-            )
+        options = reset_options(options)
         mujoco.mj_resetData(self.model, self.data)
         init = options.get("init_state")
         if init is None:

@@ -304,6 +304,15 @@ __all__ = [
 ]
 
 
+def reset_options(options: dict[str, Any] | None) -> dict[str, Any]:
+    """A copy of reset's ``options``; keys other than ``init_state`` and ``goal_state`` are a ValueError."""
+    out = dict(options or {})
+    unknown = set(out) - {"init_state", "goal_state"}
+    if unknown:
+        raise ValueError(f"Unknown reset options {sorted(unknown)}; valid keys are 'init_state', 'goal_state'.")
+    return out
+
+
 def check_action(action: Any, action_dim: int) -> np.ndarray:
     """One normalised action as a float64 (A,) vector; a wrong shape or a non-finite value is a ValueError."""
     act = np.asarray(action, dtype=np.float64).reshape(-1)

@@ -33,7 +33,7 @@ import numpy as np
 from gymnasium import spaces
 
 from envs.adapter import load_callable
-from envs.contract import GoalSlot, check_action
+from envs.contract import GoalSlot, check_action, reset_options
 
 GENERIC_ID = "wm/GymGeneric-v0"
 MIN_IMAGE_SIZE, MAX_IMAGE_SIZE = 8, 1024
@@ -382,10 +382,7 @@ class GenericGoalEnv(GoalSlot, gymnasium.Env):
     ) -> tuple[dict[str, np.ndarray], dict[str, Any]]:
         """Start an episode: the wrapped env's own reset (seeded), then ``init_state``/``goal_state`` if given."""
         super().reset(seed=seed)
-        options = dict(options or {})
-        unknown = set(options) - {"init_state", "goal_state"}
-        if unknown:
-            raise ValueError(f"Unknown reset options {sorted(unknown)}; valid keys are 'init_state', 'goal_state'.")
+        options = reset_options(options)
         self.raw.reset(seed=int(self.np_random.integers(2**31)))
         if options.get("init_state") is not None:
             self.set_state(self._check_state(options["init_state"], "init_state"))

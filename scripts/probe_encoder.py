@@ -29,6 +29,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from scripts.common import (  # noqa: E402
     ArgumentParser,
+    fraction,
     positive_float,
     positive_int,
     user_errors_exit,
@@ -75,17 +76,6 @@ def parse_grids(text: str) -> list[tuple[int, int] | None]:
     return grids
 
 
-def val_fraction(text: str) -> float:
-    """argparse type: a fraction strictly between 0 and 1."""
-    try:
-        value = float(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected a number between 0 and 1, got {text!r}") from None
-    if not 0.0 < value < 1.0:
-        raise argparse.ArgumentTypeError(f"must lie strictly between 0 and 1, got {text}")
-    return value
-
-
 def parse_args(argv: list[str] | None) -> argparse.Namespace:
     """Command-line options, checked (one ``error:`` line and exit status 2 for a bad one)."""
     p = ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
@@ -112,7 +102,7 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     p.add_argument("--max-train", type=positive_int, default=4000)
     p.add_argument("--max-test", type=positive_int, default=2000)
     p.add_argument("--anchors", type=positive_int, default=200, help="anchor frames for the pair distances")
-    p.add_argument("--val-fraction", type=val_fraction, default=0.1)
+    p.add_argument("--val-fraction", type=fraction, default=0.1)
     p.add_argument("--device", default="cpu")
     p.add_argument("--threads", type=positive_int, default=None)
     p.add_argument("--json", default=None, help="write the full result dict here")

@@ -39,7 +39,7 @@ class Case:
 
 
 CASES: dict[str, list[Case]] = {
-    "bench_data": [Case(("--episodes", "0"), "argument --episodes: must be >= 1, got 0")],
+    "bench_data": [Case(("--episodes", "0"), "argument --episodes: must be an integer >= 1, got 0")],
     "bench_planner_quality": [
         Case(("--configs", "cem,nope", "--out", "{out}/quality.md"), "no planner config 'nope'; choose from cem")
     ],
