@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
-# Set up this library on a fresh machine: headless-rendering libraries, a virtual environment in .venv,
-# the package with its dev extras, and a check that MuJoCo renders offscreen. Safe to re-run.
+# Set up this library on a fresh machine: headless-rendering libraries (and Chromium, which turns reports into
+# PDF/PNG in the tests), a virtual environment in .venv, the package with its dev extras (editable, with the `wm`
+# command in .venv/bin), and a check that MuJoCo renders offscreen. Safe to re-run.
 #
 #   bash setup.sh                # CPU machine: torch pinned to 2.13.0 (constraints.txt)
 #   WM_TORCH=skip bash setup.sh  # GPU workstation: keep the CUDA torch already in .venv (or install your own)
@@ -17,14 +18,15 @@ ldconfig -p | grep -q 'libEGL.so.1' || need_pkgs+=(libegl1)
 ldconfig -p | grep -q -E 'libEGL_mesa.so.0|libEGL_nvidia.so.0' || need_pkgs+=(libegl-mesa0)
 ldconfig -p | grep -q 'libGL.so.1' || need_pkgs+=(libgl1)
 ldconfig -p | grep -q 'libOSMesa.so' || need_pkgs+=(libosmesa6)
+command -v chromium >/dev/null || command -v chromium-browser >/dev/null || need_pkgs+=(chromium)  # headless reports
 if [ ${#need_pkgs[@]} -gt 0 ]; then
   SUDO=""; [ "$(id -u)" -ne 0 ] && command -v sudo >/dev/null && SUDO="sudo"
   if command -v apt-get >/dev/null; then
-    echo "setup: installing ${need_pkgs[*]} for headless rendering"
+    echo "setup: installing ${need_pkgs[*]} for headless rendering and reports"
     $SUDO apt-get update -qq && $SUDO env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${need_pkgs[@]}" >/dev/null \
-      || echo "setup: warning: could not install ${need_pkgs[*]}; rendering may fail" >&2
+      || echo "setup: warning: could not install ${need_pkgs[*]}; rendering or reports may fail" >&2
   else
-    echo "setup: warning: missing ${need_pkgs[*]} and no apt-get; install EGL or OSMesa by hand" >&2
+    echo "setup: warning: missing ${need_pkgs[*]} and no apt-get; install them by hand (EGL or OSMesa, chromium)" >&2
   fi
 fi
 
@@ -55,4 +57,5 @@ if [ -z "$backend" ]; then
   exit 1
 fi
 echo "$backend" > .venv/mujoco_gl
+.venv/bin/wm --help >/dev/null || { echo "error: the wm command does not start; see the pip output above" >&2; exit 1; }
 echo "setup: ready (.venv, torch $("$VPY" -c 'import torch; print(torch.__version__)'), MuJoCo rendering via $backend)"

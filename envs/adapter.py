@@ -174,6 +174,7 @@ class GymAdapterEnv(MujocoGoalEnv):
         self._set_action_map(self.inner.action_space)
         self._renderer = None
         self._camera = make_camera(self.model, camera)
+        self.extra_cameras: dict[str, mujoco.MjvCamera] = {}  # one view: the adapted env's camera
         self._scene_option = mujoco.MjvOption()
         self._goal_state = None
         self._goal_pixels = None

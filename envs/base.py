@@ -54,7 +54,10 @@ class MujocoGoalEnv(GoalSlot, gymnasium.Env, abc.ABC):
         action_repeat: int = 1,
         render_mode: str | None = None,
         terminate_on_success: bool = False,
+        extra_cameras: tuple[str, ...] | list[str] = (),
     ) -> None:
+        """``extra_cameras``: further cameras of the task's MJCF (e.g. ``["side"]``, an oblique view) rendered
+        into the observation as ``pixels/<name>`` beside ``pixels`` (the top-down camera); none by default."""
         if (
             not isinstance(image_size, (int, np.integer))
             or not MIN_IMAGE_SIZE <= image_size <= MAX_IMAGE_SIZE
@@ -89,6 +92,7 @@ class MujocoGoalEnv(GoalSlot, gymnasium.Env, abc.ABC):
         if self._camera.fixedcamid < 0:
             raise ValueError(f"{self.xml_file} has no camera named {self.camera_name!r}.")
         self._scene_option = mujoco.MjvOption()
+        self.extra_cameras = self._extra_cameras(extra_cameras)
 
         self._clear_goal()
 
@@ -98,8 +102,31 @@ class MujocoGoalEnv(GoalSlot, gymnasium.Env, abc.ABC):
             {
                 "pixels": spaces.Box(0, 255, (self.image_size, self.image_size, 3), dtype=np.uint8),
                 "proprio": spaces.Box(-np.inf, np.inf, (self.proprio_dim,), dtype=np.float32),
+                **{
+                    f"pixels/{name}": spaces.Box(0, 255, (self.image_size, self.image_size, 3), dtype=np.uint8)
+                    for name in self.extra_cameras
+                },
             }
         )
+
+    def _extra_cameras(self, names: tuple[str, ...] | list[str]) -> dict[str, mujoco.MjvCamera]:
+        """Fixed MjvCameras of the requested extra camera names; ValueError naming the MJCF's cameras."""
+        if isinstance(names, str):
+            raise ValueError(f"extra_cameras={names!r} must be a list of camera names, e.g. ['side']")
+        known = [mujoco.mj_id2name(self.model, mujoco.mjtObj.mjOBJ_CAMERA, i) for i in range(self.model.ncam)]
+        out: dict[str, mujoco.MjvCamera] = {}
+        for name in names:
+            cam_id = mujoco.mj_name2id(self.model, mujoco.mjtObj.mjOBJ_CAMERA, str(name))
+            if cam_id < 0 or name == self.camera_name or name in out:
+                raise ValueError(
+                    f"extra_cameras: {name!r} is not another camera of {self.xml_file} (it has {known}; "
+                    f"{self.camera_name!r} is already the main view) or is listed twice"
+                )
+            cam = mujoco.MjvCamera()
+            cam.type = mujoco.mjtCamera.mjCAMERA_FIXED
+            cam.fixedcamid = cam_id
+            out[str(name)] = cam
+        return out
 
     # ----------------------------------------------------------------- task hooks (implemented per task)
     @abc.abstractmethod
@@ -212,17 +239,34 @@ class MujocoGoalEnv(GoalSlot, gymnasium.Env, abc.ABC):
                 flags[getattr(mujoco.mjtRndFlag, flag)] = 0
         return self._renderer
 
-    def _render_data(self, data: mujoco.MjData) -> np.ndarray:
-        """Top-down camera image (H, W, 3) uint8 of ``data``."""
+    def _render_data(self, data: mujoco.MjData, camera: mujoco.MjvCamera | None = None) -> np.ndarray:
+        """Camera image (H, W, 3) uint8 of ``data`` (the top-down camera unless ``camera`` is given)."""
         renderer = self._get_renderer()
-        renderer.update_scene(data, self._camera, self._scene_option)
+        renderer.update_scene(data, self._camera if camera is None else camera, self._scene_option)
         return renderer.render()
 
-    def render_state(self, state: np.ndarray) -> np.ndarray:
-        """Image (H, W, 3) uint8 of an arbitrary state, without touching the running episode."""
+    def render_state(self, state: np.ndarray, camera: str | None = None) -> np.ndarray:
+        """Image (H, W, 3) uint8 of an arbitrary state, without touching the running episode.
+
+        ``camera``: None (or the main camera's name) for the top-down view ``pixels``, or the name of one of
+        ``extra_cameras`` for that view (``pixels/<camera>``); another name is a ValueError listing the choices.
+        """
+        cam = self._camera_named(camera)
         mujoco.mj_setState(self.model, self._scratch, self._check_state(state), STATE_SIGNATURE)
         mujoco.mj_forward(self.model, self._scratch)
-        return self._render_data(self._scratch)
+        return self._render_data(self._scratch, cam)
+
+    def _camera_named(self, camera: str | None) -> mujoco.MjvCamera:
+        """The MjvCamera of an observed view: the main camera for None or its name, else an extra camera."""
+        if camera is None or camera == self.camera_name:
+            return self._camera
+        if camera not in self.extra_cameras:
+            raise ValueError(
+                f"camera {camera!r} is not observed by this env (it renders "
+                f"{[self.camera_name, *self.extra_cameras]}); pass one of those, or build the env with "
+                f"extra_cameras=[{camera!r}]"
+            )
+        return self.extra_cameras[camera]
 
     def render(self) -> np.ndarray | None:
         """Current frame (H, W, 3) uint8 when render_mode='rgb_array', else None."""
@@ -239,7 +283,10 @@ class MujocoGoalEnv(GoalSlot, gymnasium.Env, abc.ABC):
     # ----------------------------------------------------------------- observations
     def get_obs(self) -> dict[str, np.ndarray]:
         """Observation of the current state: pixels (H, W, 3) uint8 and proprio (proprio_dim,) float32."""
-        return {"pixels": self._render_data(self.data), "proprio": self._proprio(self.data)}
+        obs = {"pixels": self._render_data(self.data), "proprio": self._proprio(self.data)}
+        for name, cam in self.extra_cameras.items():
+            obs[f"pixels/{name}"] = self._render_data(self.data, cam)  # (H, W, 3) uint8
+        return obs
 
     def get_info(self) -> dict[str, Any]:
         """Goal progress of the current state: success (bool) and distance (float, task units)."""

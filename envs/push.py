@@ -37,6 +37,7 @@ class PushEnv(MujocoGoalEnv):
         action_repeat: int = 1,
         render_mode: str | None = None,
         terminate_on_success: bool = False,
+        extra_cameras: tuple[str, ...] | list[str] = (),
         success_threshold: float = 0.1,
         success_angle_threshold: float = 0.2,
         angle_weight: float = 0.25,
@@ -50,7 +51,7 @@ class PushEnv(MujocoGoalEnv):
             raise ValueError(
                 "angle_weight, start_block_range, goal_max_offset, goal_max_rotation must be >= 0."
             )
-        super().__init__(image_size, action_repeat, render_mode, terminate_on_success)
+        super().__init__(image_size, action_repeat, render_mode, terminate_on_success, extra_cameras)
         self.success_threshold = float(success_threshold)
         self.success_angle_threshold = float(success_angle_threshold)
         self.angle_weight = float(angle_weight)

@@ -33,12 +33,13 @@ class ReacherEnv(MujocoGoalEnv):
         action_repeat: int = 1,
         render_mode: str | None = None,
         terminate_on_success: bool = False,
+        extra_cameras: tuple[str, ...] | list[str] = (),
         success_threshold: float = 0.15,
         elbow_margin: float = 0.2,
     ) -> None:
         if success_threshold <= 0:
             raise ValueError(f"success_threshold={success_threshold} must be > 0 (radians, joint-space L2).")
-        super().__init__(image_size, action_repeat, render_mode, terminate_on_success)
+        super().__init__(image_size, action_repeat, render_mode, terminate_on_success, extra_cameras)
         self.success_threshold = float(success_threshold)
         # Link lengths and joint range read from the MJCF so the analytic kinematics match the model.
         self.link_lengths = (

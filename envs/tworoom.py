@@ -25,6 +25,7 @@ class TwoRoomEnv(MujocoGoalEnv):
         action_repeat: int = 1,
         render_mode: str | None = None,
         terminate_on_success: bool = False,
+        extra_cameras: tuple[str, ...] | list[str] = (),
         success_radius: float = 0.15,
         goal_other_room_prob: float = 1.0,
     ) -> None:
@@ -32,7 +33,7 @@ class TwoRoomEnv(MujocoGoalEnv):
             raise ValueError(f"success_radius={success_radius} must be > 0 (arena units; arena is 2 x 2).")
         if not 0.0 <= goal_other_room_prob <= 1.0:
             raise ValueError(f"goal_other_room_prob={goal_other_room_prob} must lie in [0, 1].")
-        super().__init__(image_size, action_repeat, render_mode, terminate_on_success)
+        super().__init__(image_size, action_repeat, render_mode, terminate_on_success, extra_cameras)
         self.success_threshold = float(success_radius)
         self.goal_other_room_prob = float(goal_other_room_prob)
         # Geometry read from the MJCF so code and model cannot disagree.

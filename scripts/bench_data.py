@@ -1,7 +1,10 @@
-"""Benchmark data throughput: rendered env steps/s (one worker and the parallel collector) and random
-clip reads/s from the chunked HDF5 file against a naive per-frame reader of an unchunked file.
+"""Benchmark data throughput: rendered env steps/s (one worker and the parallel collector), random
+clip reads/s from the chunked HDF5 file against a naive per-frame reader of an unchunked file, and random
+clip reads/s decoded straight from a LeRobot mp4 dataset (v3.0 layout, the collected episodes exported to it)
+against the HDF5 file the importer converts it to.
 
     python scripts/bench_data.py [--env wm/TwoRoom-v0] [--episodes 40] [--length 100] [--workers 2] [--quick]
+    python scripts/bench_data.py --lerobot-only [--quick]     # only the LeRobot mp4 vs converted HDF5 reads
 
 Every ratio is against a reference measured in the same run.
 """
@@ -116,6 +119,61 @@ def bench_clip_reads(path: Path, naive_path: Path, clip_len: int, n: int) -> dic
     return {"chunked": ours, "in_memory": in_mem, "naive": naive}
 
 
+def bench_lerobot_reads(path: Path, tmp: Path, clip_len: int, n: int) -> dict[str, float]:
+    """Random clip reads/s decoded from the LeRobot mp4 dataset (seek + decode T frames + table rows, checked
+    against the timestamps) vs ClipDataset on the converted HDF5 file, over the same clips."""
+    from worldmodel.data.clips import ClipDataset
+    from worldmodel.data.importers import ImportSpec, import_dataset
+    from worldmodel.data.importers.lerobot_export import export_trajectory_file
+    from worldmodel.data.importers.lerobot_source import LeRobotSource
+
+    root = export_trajectory_file(path, tmp / "lerobot", version="v3.0", episodes_per_file=10)
+    keys = {"pixels": None, "action": "action", "proprio": "observation.state", "timestamp": "timestamp"}
+    spec = ImportSpec.from_dict(
+        {"source": str(root), "out": str(tmp / "converted.h5"), "format": "lerobot", "keys": keys}
+    )
+    t0 = time.perf_counter()
+    import_dataset(spec)
+    convert_s = time.perf_counter() - t0
+    ds = ClipDataset(spec.out, clip_len=clip_len, split="all")
+    idx = np.random.default_rng(1).integers(0, len(ds), size=n)
+    src = LeRobotSource(spec)
+    cam = src.camera_keys[0]  # observation.images.main
+
+    def mp4_clip(i: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        ep, start = ds.locate(i)
+        ref = src.episodes[ep]
+        px = src.read_frames(ref, cam, start, start + clip_len)  # (T, H, W, 3)
+        acts = src.read(ref, "action")[start : start + clip_len - 1]  # table rows; the last parquet file is cached
+        return px, acts, src.read(ref, "observation.state")[start : start + clip_len]
+
+    mp4_clip(int(idx[0]))
+    ds[int(idx[0])]
+    t0 = time.perf_counter()
+    for i in idx:
+        mp4_clip(int(i))
+    mp4 = n / (time.perf_counter() - t0)
+    t0 = time.perf_counter()
+    for i in idx:
+        ds[int(i)]
+    h5 = n / (time.perf_counter() - t0)
+    mp4_mb = sum(f.stat().st_size for f in (root / "videos").rglob("*.mp4")) / 2**20
+    h5_mb = Path(spec.out).stat().st_size / 2**20
+    return {"mp4": mp4, "hdf5": h5, "convert_s": convert_s, "mp4_mb": mp4_mb, "h5_mb": h5_mb}
+
+
+def print_lerobot(r: dict[str, float], clip_len: int, reads: int) -> None:
+    """One line per figure of the LeRobot comparison."""
+    print(
+        f"LeRobot clip reads/s (T={clip_len}, {reads} random clips): mp4 decode {r['mp4']:8.1f} | "
+        f"converted HDF5 {r['hdf5']:8.1f}"
+    )
+    print(
+        f"ratio converted-HDF5/mp4: {r['hdf5'] / r['mp4']:.1f}x; conversion took {r['convert_s']:.1f} s; "
+        f"size mp4 {r['mp4_mb']:.2f} MB vs HDF5 {r['h5_mb']:.2f} MB"
+    )
+
+
 def check_env_id(env_id: str) -> None:
     """ValueError naming the registered wm/* environments when ``env_id`` is not a registered one."""
     import gymnasium
@@ -139,9 +197,11 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--clip-len", type=positive_int, default=8)
     parser.add_argument("--reads", type=positive_int, default=2000)
     parser.add_argument("--quick", action="store_true", help="small sizes for a smoke run")
+    parser.add_argument("--lerobot-only", action="store_true", help="only the LeRobot mp4 vs converted HDF5 reads")
+    parser.add_argument("--lerobot-reads", type=positive_int, default=300, help="random clips read from mp4")
     args = parser.parse_args(argv)
     if args.quick:
-        args.episodes, args.length, args.reads = 8, 50, 300
+        args.episodes, args.length, args.reads, args.lerobot_reads = 8, 50, 300, 100
     if args.clip_len > args.length + 1:
         parser.error(f"--clip-len {args.clip_len} is longer than an episode ({args.length} steps + 1 frames)")
     check_env_id(args.env)
@@ -149,6 +209,17 @@ def main(argv: list[str] | None = None) -> None:
     print(
         f"bench_data: env={args.env} image={args.image_size}px workers={args.workers} cpus={os.cpu_count()}"
     )
+    if args.lerobot_only:
+        with tempfile.TemporaryDirectory() as tmp:
+            out = Path(tmp) / "bench.h5"
+            from worldmodel.data.collect import CollectConfig, collect
+
+            env_kwargs = {"image_size": args.image_size}
+            cfg = CollectConfig(args.env, str(out), env_kwargs, args.episodes, args.length, workers=args.workers)
+            collect(cfg, progress=False)
+            r = bench_lerobot_reads(out, Path(tmp), args.clip_len, args.lerobot_reads)
+            print_lerobot(r, args.clip_len, args.lerobot_reads)
+        return
     per_worker = bench_env_steps(args.env, 2000 if not args.quick else 300, args.image_size)
     print(f"env steps/s, one process (rendered {args.image_size}x{args.image_size}): {per_worker:8.0f}")
     with tempfile.TemporaryDirectory() as tmp:
@@ -171,6 +242,8 @@ def main(argv: list[str] | None = None) -> None:
             f"in-memory/naive: {r['in_memory'] / r['naive']:.1f}x"
         )
         print(f"collector target >= 1000 steps/s: {'met' if coll >= 1000 else 'NOT met'} ({coll:.0f})")
+        r = bench_lerobot_reads(out, Path(tmp), args.clip_len, args.lerobot_reads)
+        print_lerobot(r, args.clip_len, args.lerobot_reads)
 
 
 if __name__ == "__main__":

@@ -144,12 +144,26 @@ def child(args: argparse.Namespace) -> dict[str, Any]:
     return rec
 
 
+def encoder_choices() -> list[str]:
+    """Names of the VideoViT architecture yamls in configs/encoder/ (those with a ``dim`` key): the export entry
+    and the foundation encoders (vjepa2, dinov2) are frozen encoders, not architectures to pretrain."""
+    import yaml
+
+    names = []
+    for q in sorted((ROOT / "configs" / "encoder").glob("*.yaml")):
+        with q.open() as f:
+            cfg = yaml.safe_load(f)
+        if isinstance(cfg, dict) and "dim" in cfg:
+            names.append(q.stem)
+    return names
+
+
 @user_errors_exit
 def main(argv: list[str] | None = None) -> None:
     """Parse args; as parent, run both variants in subprocesses and print a table with the speed ratio."""
     p = ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--device", default="cpu")
-    p.add_argument("--encoder", default="tiny", help="configs/encoder/<name>.yaml")
+    p.add_argument("--encoder", default="tiny", help="architecture configs/encoder/<name>.yaml (one with a dim key)")
     p.add_argument("--batch-size", type=positive_int, default=None)
     p.add_argument("--steps", type=positive_int, default=None, help="timed steps per variant")
     p.add_argument("--warmup", type=non_negative_int, default=None, help="untimed steps (default 1 on cpu, 3 on cuda)")
@@ -161,10 +175,13 @@ def main(argv: list[str] | None = None) -> None:
     p.add_argument("--variant", choices=["batched", "loop"], help=argparse.SUPPRESS)
     p.add_argument("--json", action="store_true", help="print the raw records as JSON too")
     args = p.parse_args(argv)
-    encoders = sorted(q.stem for q in (ROOT / "configs" / "encoder").glob("*.yaml"))
+    encoders = encoder_choices()
     if args.encoder not in encoders:
         choose = ", ".join(encoders)
-        p.error(f"argument --encoder: no config configs/encoder/{args.encoder}.yaml; choose one of {choose}")
+        yaml_path = f"configs/encoder/{args.encoder}.yaml"
+        if (ROOT / yaml_path).is_file():
+            p.error(f"argument --encoder: {yaml_path} is a frozen encoder, not an architecture; choose one of {choose}")
+        p.error(f"argument --encoder: no config {yaml_path}; choose one of {choose}")
     if not (args.device == "cpu" or args.device.startswith("cuda")):
         p.error(f"argument --device: expected cpu, cuda or cuda:N, got {args.device!r}")
     if args.device.startswith("cuda") and not torch.cuda.is_available():

@@ -16,6 +16,8 @@ setup_headless()
 
 from omegaconf import DictConfig, OmegaConf  # noqa: E402
 
+import worldmodel.config  # noqa: E402, F401  (registers the typed schemas the config's defaults list names)
+
 
 @hydra_main("../configs", "benchmark")
 def main(cfg: DictConfig) -> None:

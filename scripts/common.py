@@ -6,6 +6,11 @@ before writing anything. argparse scripts build their parser with :class:`Argume
 :func:`hydra_main` in place of ``hydra.main``, which also turns Hydra's own composition errors (a misspelt key,
 an unknown config group option, a malformed override) into that line; both wrap their work in
 :func:`user_errors_exit`. ``tests/test_cli_errors.py`` runs every script with a broken input.
+
+Diagnostics go through ``logging``: argparse scripts add ``-q/-v`` with :func:`add_verbosity_flags` and call
+:func:`configure_logging` (both from worldmodel.logs); Hydra scripts keep Hydra's logging (console and the run's
+log file). Importing this module refuses, with one ``error:`` line, a folder of the working directory that would
+stand in for one of the library's packages (``envs/`` under ``python -m``; see worldmodel.cli).
 """
 
 from __future__ import annotations
@@ -20,7 +25,14 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any, NoReturn, TypeVar
 
+from worldmodel.cli import check_not_shadowed
+from worldmodel.logs import add_verbosity_flags, configure_logging
+
+check_not_shadowed()  # a user's envs/ or scripts/ folder first on sys.path (python -m): one clear error, exit 2
+
 F = TypeVar("F", bound=Callable[..., Any])
+
+__all__ = ["add_verbosity_flags", "configure_logging"]  # re-exported: scripts take logging set-up from here
 
 # Errors a user can cause with a path, a file or a config value: report, don't dump a traceback.
 USER_ERRORS: tuple[type[BaseException], ...] = (ValueError, FileNotFoundError, FileExistsError, KeyError)
@@ -143,8 +155,9 @@ def user_errors_exit(fn: F) -> F:
     return wrapper  # type: ignore[return-value]
 
 
-def _unknown_key_message(exc: BaseException, cause: BaseException) -> str:
-    """A misspelt (not-in-struct) key: name it, suggest the closest existing keys, say how to add one."""
+def _unknown_key_message(exc: BaseException, cause: BaseException, can_add: bool = True) -> str:
+    """A misspelt (not-in-struct) key: name it, suggest the closest existing keys, say how to add one (``can_add``:
+    a yaml-only node, not a typed schema, which takes no new keys)."""
     full_key = str(getattr(cause, "full_key", None) or getattr(cause, "key", "?"))
     key = str(getattr(cause, "key", None) or full_key.rsplit(".", 1)[-1])
     parent = getattr(cause, "parent_node", None)
@@ -155,9 +168,25 @@ def _unknown_key_message(exc: BaseException, cause: BaseException) -> str:
         known = f" (did you mean {' or '.join(repr(prefix + c) for c in close)}?)"
     else:
         known = f" (keys there: {', '.join(siblings)})" if siblings else ""
-    append = re.search(r"use (\+\S+)", str(exc))
+    append = re.search(r"use (\+\S+)", str(exc)) if can_add else None
     add = f", or write {append.group(1)} to add a new key" if append else ""
     return f"unknown config key {full_key!r}{known}; fix the spelling{add}"
+
+
+_TYPE_NAMES = {"Integer": "an integer", "Float": "a number", "Boolean": "true or false", "String": "a string"}
+
+
+def _typed_value_message(cause: BaseException | None) -> str | None:
+    """A value of the wrong type for a typed (dataclass) field: ``episodes='abc' must be an integer``."""
+    text = str(cause or "")
+    found = re.match(r"Value '(.*)' of type '\w+' could not be converted to (\w+)", text, flags=re.S) or re.match(
+        r"Value '(.*)' is not a valid (bool)", text, flags=re.S)
+    if not found:
+        return None
+    key = str(getattr(cause, "full_key", None) or "?")
+    want = {**_TYPE_NAMES, "bool": "true or false"}.get(found.group(2), found.group(2))
+    return f"{key}={found.group(1)!r} must be {want} (e.g. {key}=10)" if want == "an integer" else (
+        f"{key}={found.group(1)!r} must be {want}")
 
 
 def config_error_message(exc: BaseException, config_dir: Path | None = None) -> str:
@@ -166,6 +195,11 @@ def config_error_message(exc: BaseException, config_dir: Path | None = None) -> 
     cause = exc.__cause__
     if cause is not None and "not in struct" in str(cause):
         return _unknown_key_message(exc, cause)
+    if cause is not None and re.match(r"Key '[^']+' not in '\w+'", str(cause)):  # a typed schema (dataclass)
+        return _unknown_key_message(exc, cause, can_add=False)
+    typed_value = _typed_value_message(cause if cause is not None else exc)
+    if typed_value:
+        return typed_value
     options = getattr(exc, "options", None)
     missing = re.search(r"Could not find '([^']+)/([^'/]+)'", text)
     if missing and options:
@@ -215,7 +249,10 @@ def hydra_main(config_path: str, config_name: str) -> Callable[[Callable[[Any], 
     Hydra prints composition errors itself and exits 1 unless HYDRA_FULL_ERROR is set, so it is set while
     Hydra composes and removed again while the task runs: the task, and any process it starts, see the
     caller's environment, and an unexpected error in the task is reported by Hydra as before.
-    ``config_path`` is relative to the scripts/ folder, like hydra.main's.
+    ``config_path`` is relative to the scripts/ folder, like hydra.main's; Hydra is given its absolute path, so
+    the configs are read from the folder that ships beside scripts/ (the checkout's, or the installed wheel's
+    ``configs`` package data) however the script is started (``wm <stage>``, ``python scripts/x.py``), never from
+    an importable module named ``configs`` that a user's folder could stand in for.
     """
     import hydra
 
@@ -231,8 +268,8 @@ def hydra_main(config_path: str, config_name: str) -> Callable[[Callable[[Any], 
             checked(cfg)
             os.environ[_FULL_ERROR] = "1"  # a --multirun sweep composes the next job after this one
 
-        # Hydra finds the script (through functools.wraps) and resolves config_path beside it, as before
-        hydra_task = hydra.main(config_path=config_path, config_name=config_name, version_base="1.3")(
+        # Hydra names the job after the script (through functools.wraps); the config folder is absolute
+        hydra_task = hydra.main(config_path=str(config_dir), config_name=config_name, version_base="1.3")(
             task_in_caller_env
         )
 

@@ -3,6 +3,9 @@
 python scripts/evaluate.py world_models.world_model=runs/.../world_model.pt planner=mppi
 torchrun --standalone --nproc_per_node=4 scripts/evaluate.py ...   # 4 shards, merged by rank 0 (docs/scaling.md)
 python scripts/evaluate.py --multirun planner=cem,mppi seed=0,1    # a sweep; tabulate with scripts/sweep_summary.py
+
+A world model trained on several cameras (data.cameras=[top,side]) makes the env render them: env.kwargs.extra_cameras
+is filled from the world models when unset; set explicitly without one of their cameras, it is an error naming the fix.
 """
 
 from __future__ import annotations
@@ -14,6 +17,8 @@ from scripts.common import hydra_main, setup_headless
 setup_headless()
 
 from omegaconf import DictConfig, OmegaConf  # noqa: E402
+
+import worldmodel.config  # noqa: E402, F401  (registers the typed schemas the config's defaults list names)
 
 
 @hydra_main("../configs", "evaluate")

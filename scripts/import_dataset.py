@@ -37,7 +37,7 @@ def main(cfg: DictConfig) -> None:
     from worldmodel.data.importers import import_dataset
 
     spec = spec_from_hydra(cfg)
-    summary = import_dataset(spec)
+    summary = import_dataset(spec, progress=True)  # a bar on stderr as episodes are written
     for key, value in summary.items():
         print(f"{key:>18}: {json.dumps(value)}")
     if summary["out"]:

@@ -7,9 +7,12 @@ from __future__ import annotations
 
 import argparse
 import json
+import logging
 from pathlib import Path
 
-from scripts.common import ArgumentParser, positive_int, user_errors_exit
+from scripts.common import ArgumentParser, add_verbosity_flags, configure_logging, positive_int, user_errors_exit
+
+log = logging.getLogger("wm.inspect")
 
 
 @user_errors_exit
@@ -25,7 +28,10 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--video", action="store_true", help="also write an mp4 of the first episodes")
     parser.add_argument("--verify", action="store_true", help="read every row to detect corruption")
     parser.add_argument("--json", action="store_true", help="print the summary as JSON")
+    parser.add_argument("--camera", default=None, help="camera to preview (default: the file's first camera)")
+    add_verbosity_flags(parser)
     args = parser.parse_args(argv)
+    configure_logging(args.verbosity)
 
     import imageio.v2 as imageio
 
@@ -33,6 +39,7 @@ def main(argv: list[str] | None = None) -> None:
     from worldmodel.data.reader import TrajectoryFile
 
     tf = TrajectoryFile(args.path, verify=args.verify)
+    tf.pixel_key(args.camera)  # an unknown camera fails here, naming the file's cameras
     summary = tf.summary()
     if args.json:
         print(json.dumps(summary, indent=2))
@@ -42,11 +49,12 @@ def main(argv: list[str] | None = None) -> None:
             print(f"{k:<{width}}  {v}")
     out_dir = args.out or args.path.parent
     out_dir.mkdir(parents=True, exist_ok=True)
-    grid_path = out_dir / f"{args.path.stem}_preview.png"
-    imageio.imwrite(grid_path, frame_grid(tf, episodes=args.episodes, frames=args.frames))
-    print(f"preview grid: {grid_path}")
+    stem = args.path.stem + (f"_{args.camera}" if args.camera else "")
+    grid_path = out_dir / f"{stem}_preview.png"
+    imageio.imwrite(grid_path, frame_grid(tf, episodes=args.episodes, frames=args.frames, camera=args.camera))
+    log.info("preview grid: %s", grid_path)
     if args.video:
-        print(f"preview video: {episode_video(tf, out_dir / f'{args.path.stem}_preview.mp4')}")
+        log.info("preview video: %s", episode_video(tf, out_dir / f"{stem}_preview.mp4", camera=args.camera))
 
 
 if __name__ == "__main__":

@@ -1,7 +1,11 @@
 """The main job (Hydra entry point): collect, pretrain, train predictors, diagnose, evaluate, report.
 
-python scripts/pipeline.py                      # TwoRoom, CPU-sized defaults
+python scripts/pipeline.py                      # TwoRoom, CPU-sized defaults (or: wm pipeline)
 python scripts/pipeline.py env=reacher planner=mppi
+
+Each stage's progress bar is mirrored on one line as it runs (plain lines every 30 s when the output is not a
+terminal: ++progress_every_s=N); its full output is in <root>/<stage>-<hash>/stage.log, and the time of each stage
+and the total close the run.
 """
 
 from __future__ import annotations
@@ -9,7 +13,7 @@ from __future__ import annotations
 import re
 from pathlib import Path
 
-from scripts.common import fail, hydra_main, setup_headless
+from scripts.common import configure_logging, fail, hydra_main, setup_headless
 
 setup_headless()
 
@@ -19,9 +23,10 @@ from omegaconf import DictConfig, OmegaConf  # noqa: E402
 
 @hydra_main("../configs", "pipeline")
 def main(cfg: DictConfig) -> None:
-    """Run the stages (reusing finished ones) and print where the report is."""
+    """Run the stages (reusing finished ones), showing each one's progress, and log where the report is."""
     from worldmodel.pipeline import run_pipeline
 
+    configure_logging(compact_console=True)  # Hydra's handlers (console + <root>/hydra/pipeline.log), short lines
     choices = HydraConfig.get().runtime.choices
     plain = OmegaConf.to_container(cfg, resolve=True)
     plain["env_choice"] = choices["env"]  # type: ignore[index]

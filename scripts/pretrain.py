@@ -16,6 +16,7 @@ from omegaconf import DictConfig
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
+import worldmodel.config  # noqa: E402, F401  (registers the typed schema configs/pretrain.yaml names)
 from scripts.common import hydra_main, run_training  # noqa: E402
 from worldmodel.training.distributed import hydra_worker_overrides  # noqa: E402
 from worldmodel.training.loop import config_to_dict  # noqa: E402

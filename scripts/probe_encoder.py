@@ -2,6 +2,11 @@
 
 python scripts/probe_encoder.py --data data/tworoom.h5 --encoder runs/pretrain/X/encoder.pt [--random PATH]
 python scripts/probe_encoder.py --data data/mine.h5 --encoder ENC.pt --coords 'x=state[0],y=state[1]' --radius 0.05
+python scripts/probe_encoder.py --data data/tworoom.h5 --encoder dinov2:weights/dinov2-small
+
+--encoder is any frozen encoder the encoder loader reads (worldmodel/models/encoders/registry.py): the in-house
+export (encoder.pt, or a VideoViT.save_pretrained directory), or FAMILY:DIR for a foundation encoder from local
+weights (vjepa2:DIR, dinov2:DIR). The random-init baseline has the same architecture with fresh weights.
 
 Linear (ridge) probes from pooled frame embeddings to task coordinates (R^2, RMSE, RMSE / success radius) and
 Spearman correlation of latent L1 distance with the true task distance (all pairs, near pairs).
@@ -18,6 +23,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import logging
 import sys
 from dataclasses import dataclass
 from pathlib import Path
@@ -29,6 +35,8 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from scripts.common import (  # noqa: E402
     ArgumentParser,
+    add_verbosity_flags,
+    configure_logging,
     fraction,
     positive_float,
     positive_int,
@@ -43,9 +51,13 @@ from worldmodel.eval.probes import (  # noqa: E402
     load_probe_frames,
     parse_coords,
     probe_encoder,
+    random_init_like,
     task_env,
 )
-from worldmodel.models.vit import VideoViT, load_encoder  # noqa: E402
+from worldmodel.models.encoders.protocol import FrameEncoder  # noqa: E402
+from worldmodel.models.encoders.registry import EncoderLike, load_frame_encoder  # noqa: E402
+
+log = logging.getLogger("wm.probe_encoder")
 
 EXAMPLE_COORDS = "--coords 'x=state[0],y=state[1]'"
 
@@ -80,11 +92,17 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     """Command-line options, checked (one ``error:`` line and exit status 2 for a bad one)."""
     p = ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--data", required=True, help="trajectory HDF5 file (ours, collected or imported)")
-    p.add_argument("--encoder", required=True, help="encoder.pt exported by scripts/pretrain.py")
+    p.add_argument(
+        "--encoder",
+        required=True,
+        help="encoder.pt exported by scripts/pretrain.py (or a VideoViT.save_pretrained dir), or FAMILY:DIR for a "
+        "foundation encoder from local weights (vjepa2:DIR, dinov2:DIR)",
+    )
     p.add_argument(
         "--random",
         default=None,
-        help="random-init encoder.pt (default: encoder_random.pt beside --encoder, else a fresh init)",
+        help="random-init encoder (same forms as --encoder; default: encoder_random.pt beside an in-house "
+        "--encoder, else a fresh init of --encoder's architecture)",
     )
     p.add_argument(
         "--coords",
@@ -102,11 +120,14 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     p.add_argument("--max-train", type=positive_int, default=4000)
     p.add_argument("--max-test", type=positive_int, default=2000)
     p.add_argument("--anchors", type=positive_int, default=200, help="anchor frames for the pair distances")
+    p.add_argument("--no-progress", action="store_true", help="no progress bars (they go to stderr)")
     p.add_argument("--val-fraction", type=fraction, default=0.1)
     p.add_argument("--device", default="cpu")
     p.add_argument("--threads", type=positive_int, default=None)
     p.add_argument("--json", default=None, help="write the full result dict here")
+    add_verbosity_flags(p)
     args = p.parse_args(argv)
+    configure_logging(args.verbosity)
     args.grids = parse_grids(args.grids)
     if not (args.device == "cpu" or args.device == "cuda" or args.device.startswith("cuda:")):
         p.error(f"argument --device: expected cpu, cuda or cuda:N, got {args.device!r}")
@@ -137,7 +158,7 @@ def choose_coordinates(args: argparse.Namespace, meta: dict[str, Any], dims: dic
     env, why = task_env(meta)
     if env is not None:
         return env, None  # type: ignore[return-value]
-    print(f"note: {why}; probing the file's state column ({dims['state']} dims); choose with {EXAMPLE_COORDS}")
+    log.info("note: %s; probing the file's state column (%d dims); choose with %s", why, dims["state"], EXAMPLE_COORDS)
     return None, parse_coords("state", dims)
 
 
@@ -168,7 +189,7 @@ def column_target(spec: CoordSpec, train: dict[str, Any], test: dict[str, Any], 
             f"{EXAMPLE_COORDS} or --coords proprio"
         )
     if flat:
-        print(f"note: left out {', '.join(flat)}: constant over the training frames")
+        log.info("note: left out %s: constant over the training frames", ", ".join(flat))
         keep = [k for k, n in enumerate(names) if n not in flat]
         names, sources, tr, te = [names[k] for k in keep], [sources[k] for k in keep], tr[:, keep], te[:, keep]
     pairs = coord_pair_distances(te, args.anchors)
@@ -177,28 +198,43 @@ def column_target(spec: CoordSpec, train: dict[str, Any], test: dict[str, Any], 
     return Target(names, args.radius, tr, te, pairs, label)
 
 
-def random_like(encoder: VideoViT, seed: int, device: str) -> VideoViT:
-    """A randomly initialised encoder with the same config (frozen, eval mode)."""
-    torch.manual_seed(seed)
-    enc = VideoViT(encoder.cfg).to(device).eval()
-    enc.requires_grad_(False)
-    return enc
+def encoder_entry(text: str) -> EncoderLike:
+    """``--encoder`` text -> an encoder loader entry: FAMILY:DIR for a foundation encoder, else an in-house path."""
+    from worldmodel.models.encoders.hf import FAMILIES
+
+    family, sep, rest = text.partition(":")
+    if sep and family in FAMILIES:
+        return {"name": family, "path": rest}
+    return text
 
 
-def load_encoders(args: argparse.Namespace) -> tuple[VideoViT, VideoViT, str]:
-    """(pretrained, random-init, where the random-init one came from); a bad checkpoint is a ValueError."""
+def load_one(text: str, device: str, what: str) -> FrameEncoder:
+    """Load one encoder given on the command line; a missing or bad one is a ValueError naming the option."""
     from worldmodel.checkpoint import CheckpointError
+    from worldmodel.models.encoders.protocol import EncoderError
 
-    rnd_path = Path(args.random) if args.random else Path(args.encoder).with_name("encoder_random.pt")
-    if args.random and not rnd_path.is_file():
-        raise ValueError(f"--random {rnd_path} not found (leave --random out to use a fresh random init)")
     try:
-        enc = load_encoder(args.encoder, args.device)
-        if rnd_path.is_file():
-            return enc, load_encoder(rnd_path, args.device), str(rnd_path)
-    except CheckpointError as exc:
-        raise ValueError(f"{exc} (give an encoder.pt exported by scripts/pretrain.py)") from None
-    return enc, random_like(enc, 0, args.device), "fresh seed 0"
+        return load_frame_encoder(encoder_entry(text), device)
+    except (CheckpointError, EncoderError, FileNotFoundError) as exc:
+        raise ValueError(
+            f"{what} {text}: {exc} (give an encoder.pt exported by scripts/pretrain.py, a VideoViT.save_pretrained "
+            "dir, or vjepa2:DIR / dinov2:DIR with local weights)"
+        ) from None
+
+
+def load_encoders(args: argparse.Namespace) -> tuple[FrameEncoder, FrameEncoder, str]:
+    """(pretrained, random-init, where the random-init one came from); a bad checkpoint is a ValueError."""
+    in_house = isinstance(encoder_entry(args.encoder), str)
+    beside = Path(args.encoder).with_name("encoder_random.pt") if in_house else None
+    entry = encoder_entry(args.random) if args.random else None
+    if entry is not None and not Path(entry if isinstance(entry, str) else entry["path"]).exists():
+        raise ValueError(f"--random {args.random} not found (leave --random out to use a fresh random init)")
+    enc = load_one(args.encoder, args.device, "--encoder")
+    if args.random:
+        return enc, load_one(args.random, args.device, "--random"), args.random
+    if beside is not None and beside.is_file():
+        return enc, load_one(str(beside), args.device, "--random"), str(beside)
+    return enc, random_init_like(enc, 0), "fresh seed 0"
 
 
 def print_table(results: dict[str, dict[str, Any]], names: list[str], radius: float | None) -> None:
@@ -264,8 +300,9 @@ def main(argv: list[str] | None = None) -> None:
         train_groups=train["episodes"],
         test_pairs=target.pairs,
         device=args.device,
+        progress=not args.no_progress,
     )
-    results = {"pretrained": probe_encoder(enc, **kw), "random-init": probe_encoder(rnd, **kw)}
+    results = {name: probe_encoder(e, **kw, label=name) for name, e in (("pretrained", enc), ("random-init", rnd))}
     radius = target.radius if target.radius is not None else "none (--radius not given)"
     print(
         f"{target.label}  train frames {len(train['pixels'])}  "

@@ -9,12 +9,15 @@ Prints the table and writes rollout_error.{json,txt,png} to --out (default: besi
 from __future__ import annotations
 
 import argparse
+import logging
 import sys
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from scripts.common import ArgumentParser, positive_int, user_errors_exit  # noqa: E402
+from scripts.common import ArgumentParser, add_verbosity_flags, configure_logging, positive_int, user_errors_exit  # noqa: E402
+
+log = logging.getLogger("wm.rollout_error")
 
 
 @user_errors_exit
@@ -30,7 +33,10 @@ def main(argv: list[str] | None = None) -> None:
     ap.add_argument("--max-windows", type=positive_int, default=512)
     ap.add_argument("--out", default=None, help="report folder (default: <checkpoint dir>/rollout_error)")
     ap.add_argument("--device", default="cpu")
+    ap.add_argument("--no-progress", action="store_true", help="no progress bars (they go to stderr)")
+    add_verbosity_flags(ap)
     args = ap.parse_args(argv)
+    configure_logging(args.verbosity)
 
     import torch
 
@@ -54,12 +60,13 @@ def main(argv: list[str] | None = None) -> None:
         split=args.split,
         stride=args.stride,
         max_windows=args.max_windows,
+        progress=not args.no_progress,
     )
     result["world_model"] = str(args.world_model)
     out = Path(args.out) if args.out else Path(args.world_model).parent / "rollout_error"
     paths = write_report(result, out)
     print(format_table(result))
-    print(f"wrote {paths['json']}, {paths['table']}, {paths['plot']}")
+    log.info("wrote %s, %s, %s", paths["json"], paths["table"], paths["plot"])
 
 
 if __name__ == "__main__":

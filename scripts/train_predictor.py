@@ -1,6 +1,7 @@
 """Train the world model's predictor on a frozen encoder (Hydra entry point).
 
-    python scripts/train_predictor.py data.path=... encoder.path=...
+    python scripts/train_predictor.py data.path=... encoder.path=...          # in-house encoder.pt of pretrain
+    python scripts/train_predictor.py data.path=... encoder=vjepa2 encoder.path=weights/vjepa2-vitl   # docs/encoders.md
     torchrun --standalone --nproc_per_node=4 scripts/train_predictor.py data.path=... encoder.path=...   # DDP
 
 Re-running the same command resumes from <out_dir>/checkpoints/last.pt; the result is

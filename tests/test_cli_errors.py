@@ -40,6 +40,9 @@ class Case:
 
 CASES: dict[str, list[Case]] = {
     "bench_data": [Case(("--episodes", "0"), "argument --episodes: must be an integer >= 1, got 0")],
+    "bench_encoders": [
+        Case(("--dim", "100", "--heads", "3", "--json", "{out}/e.json"), "--dim must divide by --heads")
+    ],
     "bench_planner_quality": [
         Case(("--configs", "cem,nope", "--out", "{out}/quality.md"), "no planner config 'nope'; choose from cem")
     ],
@@ -166,3 +169,62 @@ def test_pipeline_passes_on_a_stage_that_refused_its_input() -> None:
     )
     assert stage_refused_input(log.replace("(exit 2)", "(exit 1)")) is None
     assert stage_refused_input("stage x failed (exit 2); log /l:\nTraceback (most recent call last):") is None
+
+
+def test_every_entry_point_is_a_wm_stage() -> None:
+    """`wm <stage>` reaches every script in scripts/ (and names no script that is gone)."""
+    from worldmodel.cli import STAGES, stage_for_script
+
+    assert sorted(m.removeprefix("scripts.") for m in STAGES.values()) == entry_points()
+    assert stage_for_script("train_predictor.py") == "train-predictor" and stage_for_script("collect.py") == "collect"
+
+
+def _wm(args: list[str], cwd: Path) -> subprocess.CompletedProcess[str]:
+    """``python -m worldmodel <args>`` (the ``wm`` command) from ``cwd``."""
+    env = {**os.environ, "PYTHONPATH": str(ROOT), "OMP_NUM_THREADS": "1", "MUJOCO_GL": "egl"}
+    env.pop("HYDRA_FULL_ERROR", None)
+    return subprocess.run([sys.executable, "-m", "worldmodel", *args], cwd=cwd, env=env, capture_output=True,
+                          text=True, timeout=120)
+
+
+@pytest.mark.parametrize("script", ["collect", "inspect_dataset"])  # one Hydra stage, one argparse stage
+def test_wm_front_door_reports_like_the_script(script: str, tmp_path: Path) -> None:
+    """`wm <stage>` gives the script's own one-line error (naming `wm <stage>` where it names the program)."""
+    from worldmodel.cli import stage_for_script
+
+    case = CASES[script][-1]
+    paths = broken_inputs(tmp_path)
+    args = [a.format(**paths) for a in case.args]
+    if script in HYDRA_SCRIPTS:
+        args.append(f"hydra.run.dir={tmp_path / 'hydra'}")
+    (tmp_path / "cwd").mkdir()
+    res = _wm([stage_for_script(f"{script}.py"), *args], tmp_path / "cwd")
+    lines = res.stderr.strip().splitlines()
+    assert res.returncode == 2 and len(lines) == 1 and case.message in lines[0], res.stderr
+    if script == "inspect_dataset":
+        assert "(see wm inspect --help)" in lines[0]
+
+
+def test_wm_unknown_stage_and_help(tmp_path: Path) -> None:
+    """A misspelt stage is one error line with the closest stage; `wm --help` lists every stage."""
+    from worldmodel.cli import STAGES
+
+    res = _wm(["colect", "episodes=1"], tmp_path)
+    assert res.returncode == 2, res.stderr
+    assert res.stderr.strip() == "error: no stage 'colect' (did you mean 'collect'?); see wm --help"
+    helped = _wm(["--help"], tmp_path)
+    assert helped.returncode == 0 and all(f"\n  {name} " in helped.stdout for name in STAGES), helped.stdout
+
+
+def test_a_users_envs_folder_is_named_not_imported(tmp_path: Path) -> None:
+    """`python -m` puts the working directory first on sys.path: a user's envs/ there (here a namespace folder of
+    their own modules) would stand in for the library's envs; it is refused with one line naming the folder."""
+    (tmp_path / "envs").mkdir()
+    (tmp_path / "envs" / "my_task.py").write_text("X = 1\n")
+    env = {**os.environ, "OMP_NUM_THREADS": "1", "MUJOCO_GL": "egl"}
+    env.pop("PYTHONPATH", None)
+    res = subprocess.run([sys.executable, "-m", "scripts.collect", "episodes=1"], cwd=tmp_path, env=env,
+                         capture_output=True, text=True, timeout=120)
+    lines = res.stderr.strip().splitlines()
+    assert res.returncode == 2 and len(lines) == 1, res.stderr
+    assert lines[0].startswith(f"error: the folder {tmp_path / 'envs'} stands in for the library's 'envs' package")

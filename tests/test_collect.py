@@ -149,3 +149,25 @@ def test_bad_policy_kwargs_fail_before_anything_is_written(tmp_path: Path) -> No
     with pytest.raises(ValueError, match="policy_kwargs"):
         collect(cfg(out, episodes=2, episode_length=5, policy_kwargs={"bogus": 1}), progress=False)
     assert sorted(p.name for p in tmp_path.iterdir()) == []
+
+
+def test_second_camera_is_optional_and_leaves_the_default_view_unchanged(tmp_path: Path) -> None:
+    """extra_cameras=[side] writes schema v2 with cameras [top, side]; top equals the single-camera file's pixels
+    (and every other column is identical); an unknown camera name fails before anything is written."""
+    small = {"image_size": 16}
+    one_cfg = cfg(tmp_path / "one.h5", episodes=2, episode_length=5, env_kwargs=small)
+    one = TrajectoryFile(collect(one_cfg, progress=False))
+    two_cfg = cfg(tmp_path / "two.h5", episodes=2, episode_length=5, env_kwargs={**small, "extra_cameras": ["side"]})
+    two = TrajectoryFile(collect(two_cfg, progress=False), verify=True)
+    assert (one.meta.schema_version, one.cameras) == (1, ["main"])
+    assert (two.meta.schema_version, two.cameras) == (2, ["top", "side"])
+    n = one.num_frames
+    np.testing.assert_array_equal(two.read_pixels(0, n, "top"), one.read("pixels", 0, n))
+    for key in ("actions", "proprio", "state", "success"):
+        np.testing.assert_array_equal(two.read(key, 0, n), one.read(key, 0, n))
+    side = two.read_pixels(0, n, "side")
+    assert side.shape == (n, 16, 16, 3) and np.abs(side.astype(int) - one.read("pixels", 0, n)).mean() > 10
+    bad = cfg(tmp_path / "bad.h5", episodes=1, episode_length=3, env_kwargs={**small, "extra_cameras": ["front"]})
+    with pytest.raises(ValueError, match=r"'front' is not another camera of tworoom.xml \(it has \['top', 'side'\]"):
+        collect(bad, progress=False)
+    assert not (tmp_path / "bad.h5").exists()

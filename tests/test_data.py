@@ -220,3 +220,41 @@ def test_single_frame_clips(traj: Path) -> None:
     assert len(ds) == 57
     item = ds[3]
     assert item["pixels"].shape == (1, 3, H, H) and item["actions"].shape == (0, A)
+
+
+def two_camera_episode(ep: int, n: int) -> dict[str, np.ndarray]:
+    """make_episode with its pixels as camera 'front' and a brighter copy as camera 'wrist'."""
+    cols = make_episode(ep, n)
+    px = cols.pop("pixels")
+    return {"pixels/front": px, "pixels/wrist": px + 7, **cols}
+
+
+def test_schema_v2_cameras_round_trip_and_misuse_fails(tmp_path: Path) -> None:
+    path = tmp_path / "v2.h5"
+    with TrajectoryWriter(path, make_meta()) as w:
+        for i, n in enumerate([5, 7]):
+            w.append(two_camera_episode(i, n), seed=i, goal_state=np.zeros(DS))
+    tf = TrajectoryFile(path, verify=True)
+    assert tf.meta.schema_version == 2 and tf.cameras == ["front", "wrist"]
+    ep = tf.episode(1)
+    np.testing.assert_array_equal(ep["pixels"], make_episode(1, 7)["pixels"])  # the default camera
+    np.testing.assert_array_equal(ep["pixels/wrist"], make_episode(1, 7)["pixels"] + 7)
+    assert tf.summary()["cameras"] == {"front": [H, H, 3], "wrist": [H, H, 3]}
+    # an episode with other cameras, or with both layouts, is refused and nothing is written
+    bad = tmp_path / "bad.h5"
+    with pytest.raises(ValueError, match=r"episode 1: pixel columns \['pixels/front'\] differ"):
+        with TrajectoryWriter(bad, make_meta()) as w:
+            w.append(two_camera_episode(0, 4), seed=0, goal_state=np.zeros(DS))
+            one = two_camera_episode(1, 4)
+            del one["pixels/wrist"]
+            w.append(one, seed=1, goal_state=np.zeros(DS))
+    with pytest.raises(ValueError, match="either 'pixels' or 'pixels/<camera>'"):
+        with TrajectoryWriter(bad, make_meta()) as w:
+            w.append({**make_episode(0, 4), "pixels/side": make_episode(0, 4)["pixels"]}, 0, np.zeros(DS))
+    assert not bad.exists() and not list(tmp_path.glob(".bad.h5.tmp-*"))
+    # a damaged cameras attribute is a clear error
+    tf.close()
+    with h5py.File(path, "a") as f:
+        f.attrs["cameras"] = '["front"]'
+    with pytest.raises(DatasetError, match=r"holds cameras \['front', 'wrist'\] but the cameras attribute lists"):
+        TrajectoryFile(path)

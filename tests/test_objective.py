@@ -225,20 +225,3 @@ def test_every_planner_config_runs_the_agent_in_closed_loop(name: str, trained_w
     recs = run_closed_loop(agent, ENV, {"image_size": 32}, env_episode_specs(2, seed=0),
                            EvalSettings(max_steps=2, num_envs=2, video_episodes=0), tmp_path, "wm", progress=False)
     assert len(recs) == 2 and all(len(r["distance_curve"]) == 3 for r in recs)
-
-
-def test_readme_planning_snippet_runs(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    """The README's "Using a trained world model" code runs as written on a saved world model."""
-    text = (ROOT / "README.md").read_text()
-    start = text.index("```python\nfrom planners.cem import CEMPlanner")
-    code = text[start + len("```python\n") : text.index("```", start + 10)]
-    tiny_world_model().save(tmp_path / "world_model.pt")
-    monkeypatch.chdir(tmp_path)
-    scope = {
-        "pixels": torch.randint(0, 255, (2, 3, 32, 32), dtype=torch.uint8),
-        "proprio": torch.randn(2, 4),
-        "goal_pixels": torch.randint(0, 255, (2, 3, 32, 32), dtype=torch.uint8),
-    }
-    exec(compile(code.replace("num_samples=300, iterations=10", "num_samples=32, iterations=2"), "README", "exec"),
-         scope)
-    assert scope["plan"].shape == (2, 5, 2)

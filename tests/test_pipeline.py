@@ -51,8 +51,13 @@ def test_stage_key_follows_the_config_files_it_composes(tmp_path: Path, monkeypa
     (configs / "planner" / "cem.yaml").write_text((configs / "planner" / "cem.yaml").read_text() + "# note\n")
     assert (up.key, ev.key, probe.key) == before
     mppi = configs / "planner" / "mppi.yaml"
-    mppi.write_text(mppi.read_text().replace("temperature: 0.3", "temperature: 0.5"))
+    mppi.write_text(mppi.read_text() + "num_samples: 17\n")  # the option the stage composes: a changed setting
     assert up.key == before[0] and probe.key == before[2] and ev.key != before[1]
+    for stage in (up, ev):  # a run freezes its keys: an edit while it runs moves no folder a later stage names
+        stage.freeze()
+    frozen = ev.key
+    mppi.write_text(mppi.read_text() + "num_samples: 18\n")
+    assert ev.key == frozen and Stage("evaluate", "evaluate.py", ["planner=mppi"], ["summary.json"], [up]).key != frozen
 
 
 def test_flatten_overrides() -> None:
@@ -72,16 +77,84 @@ def test_stage_key_depends_on_args_and_upstream() -> None:
 
 
 def test_launcher_wraps_only_launchable_stages(tmp_path: Path) -> None:
-    """launcher="--standalone --nproc_per_node=2" runs training/eval via torchrun, other stages as before."""
+    """launcher="--standalone --nproc_per_node=2" runs training/eval via torchrun, other stages as before; every
+    stage runs through the package's front door without the working directory on sys.path, never a checkout path."""
     collect = Stage("collect", "collect.py", ["out={stage_dir}/data.h5"], ["data.h5"])
     train = Stage("pretrain", "pretrain.py", ["data.path={collect}/data.h5"], ["encoder.pt"], [collect], True)
     launcher = "--standalone --nproc_per_node=2"
-    assert train.command(tmp_path, "py", launcher)[:6] == [
-        "py", "-m", "torch.distributed.run", "--standalone", "--nproc_per_node=2", str(ROOT / "scripts/pretrain.py")]
-    assert train.command(tmp_path, "py", launcher)[-1] == f"data.path={collect.folder(tmp_path)}/data.h5"
-    assert collect.command(tmp_path, "py", launcher)[:2] == ["py", str(ROOT / "scripts/collect.py")]
-    assert train.command(tmp_path, "py")[:2] == ["py", str(ROOT / "scripts/pretrain.py")]
+    py = sys.executable
+    safe = ["-P"] if sys.version_info >= (3, 11) else ["-c"]
+    assert train.command(tmp_path, py, launcher)[: 2 + len(safe) + 4] == [
+        py, *safe, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node=2", "-m", "worldmodel.cli",
+        "pretrain"][: 2 + len(safe) + 4]
+    assert train.command(tmp_path, py, launcher)[-1] == f"data.path={collect.folder(tmp_path)}/data.h5"
+    assert collect.command(tmp_path, py, launcher)[:5] == [py, *safe, "-m", "worldmodel.cli", "collect"][:5]
+    assert train.command(tmp_path, py)[-2:] == ["pretrain", f"data.path={collect.folder(tmp_path)}/data.h5"]
+    assert not any("scripts/" in a for a in train.command(tmp_path, py, launcher) + collect.command(tmp_path, py))
+    other = collect.command(tmp_path, "/opt/other/python")  # another interpreter: the -c bootstrap (no -P there)
+    assert other[:2] == ["/opt/other/python", "-c"] and "sys.path.pop(0)" in other[2] and other[3] == "collect"
     assert train.key == Stage("pretrain", "pretrain.py", train.args, ["encoder.pt"], [collect]).key
+
+
+def test_stage_env_never_puts_the_working_directory_on_sys_path(monkeypatch: pytest.MonkeyPatch) -> None:
+    """An empty PYTHONPATH entry (``PYTHONPATH=:/x``, i.e. the working directory) is dropped; the package's own
+    folder is added when it is not in site-packages; 3.11's PYTHONSAFEPATH reaches torchrun's workers."""
+    from worldmodel.pipeline import stage_env
+
+    monkeypatch.setenv("PYTHONPATH", os.pathsep + "/somewhere" + os.pathsep)
+    env = stage_env()
+    parts = env["PYTHONPATH"].split(os.pathsep)
+    assert "" not in parts and "/somewhere" in parts and env["PYTHONSAFEPATH"] == "1"
+    assert str(ROOT) in parts  # this checkout (an editable install) is not in site-packages
+
+
+def test_progress_mirror_plain_lines_when_not_a_terminal(caplog: pytest.LogCaptureFixture) -> None:
+    """Off a terminal, a child's thousands of tqdm refreshes become a few plain lines: the first state of each
+    bar, one line per ``every_s`` of (fake) time, and 100% once; nothing else in the output is taken for a bar."""
+    import io
+    import logging
+
+    from worldmodel.progress import ProgressMirror, parse_bar
+
+    now = [0.0]
+    out = io.StringIO()
+    mirror = ProgressMirror("pretrain", out, live=False, every_s=30.0, clock=lambda: now[0])
+    with caplog.at_level(logging.INFO, logger="worldmodel.pipeline"):
+        mirror.feed("[pretrain] start\n")
+        for step in range(1, 1001):
+            now[0] = step * 0.1  # 100 s in all
+            text = f"\rpretrain:  {step // 10:2d}%|##   | {step}/1000 [00:{step // 10:02d}<01:40, 10.0it/s, loss=0.5]"
+            mirror.feed(text[: len(text) // 2])  # a refresh split across two reads
+            mirror.feed(text[len(text) // 2 :])
+        mirror.feed("\n")
+        mirror.feed("encode data.h5: 100%|##########| 48/48 [00:01<00:00, 40.0frame/s]\n")
+        mirror.close()
+    lines = [r.getMessage() for r in caplog.records]
+    assert out.getvalue() == ""  # nothing drawn in place
+    assert lines[0] == "[pipeline] pretrain: pretrain   0% 1/1000 [00:00<01:40, 10.0it/s, loss=0.5]"
+    assert 4 <= len(lines) <= 6, lines
+    assert lines[-1] == "[pipeline] pretrain: encode data.h5 100% 48/48 [00:01<00:00, 40.0frame/s]"
+    assert "[pipeline] pretrain: pretrain 100% 1000/1000 [00:100<01:40, 10.0it/s, loss=0.5]" in lines
+    assert parse_bar("wrote x.h5: 6 episodes, 144 steps") is None and parse_bar("error: 50% of it|bad") is None
+    assert parse_bar("collect wm/TwoRoom-v0: 12ep [00:03, 3.9ep/s]").n == "12ep"  # a bar without a total
+
+
+def test_progress_mirror_live_line_on_a_terminal() -> None:
+    """On a terminal the stage's bar is one line rewritten in place and cleared when the stage ends."""
+    import io
+
+    from worldmodel.progress import ProgressMirror
+
+    out = io.StringIO()
+    now = [0.0]
+    mirror = ProgressMirror("collect", out, live=True, clock=lambda: now[0])
+    for n in range(1, 7):
+        now[0] += 1.0
+        mirror.feed(f"\rcollect wm/TwoRoom-v0: {n * 100 // 6:3d}%|#  | {n}/6 [00:0{n}<00:00, 1.0ep/s]")
+    mirror.close()
+    text = out.getvalue()
+    assert "\n" not in text and text.count("\r\033[K") == 7 and text.endswith("\r\033[K")
+    assert "[pipeline] collect: collect wm/TwoRoom-v0 100% |####################| 6/6" in text
 
 
 @pytest.mark.slow
@@ -106,6 +179,11 @@ def test_pipeline_end_to_end_reuse_and_invalidation(tmp_path: Path) -> None:
     assert set(summary["methods"]) == {"world_model", "random_init", "random", "oracle"}
     assert all(m["episodes"] == 2 for m in summary["methods"].values())
     assert (evaluate / "video_world_model.mp4").exists()
+
+    assert res.stdout.count("[pipeline] pretrain: pretrain ") >= 2 and "[pipeline] collect: collect " in res.stdout
+    assert "\r" not in res.stdout + res.stderr  # not a terminal: plain progress lines, no carriage returns
+    assert b"\r" in (next(tmp_path.glob("pretrain-*")) / "stage.log").read_bytes()  # the child's own bar, whole
+    assert "time per stage:" in res.stdout and "  total " in res.stdout
 
     again = run_pipeline(tmp_path)
     assert again.returncode == 0, again.stderr[-3000:]

@@ -166,3 +166,32 @@ def test_from_config() -> None:
     assert model.config == cfg and model.tokens_per_frame == 2
     with pytest.raises(ValueError):
         ActionConditionedPredictor(D, A, width=30, heads=4)
+
+
+def test_camera_groups() -> None:
+    """num_cameras=C splits the N tokens into C camera-major groups with a learned (C, W) camera embedding: one camera
+    has none (state dicts as before), a frame of two cameras is one block-causal block (changing the second camera's
+    tokens of frame t changes every output of frame t, none earlier), cached and uncached rollouts agree, and N
+    must split evenly."""
+    assert "camera_embed" not in small().state_dict()
+    torch.manual_seed(0)
+    model = ActionConditionedPredictor(D, A, num_tokens=4, proprio_dim=P, width=32, depth=2, heads=4,
+                                       max_frames=10, num_cameras=2).eval()
+    assert model.config.num_cameras == 2 and model.state_dict()["camera_embed"].shape == (2, 32)
+    assert ActionConditionedPredictor.from_config(model.config).config == model.config
+    z, a, p = torch.randn(2, 5, 4, D), torch.randn(2, 5, A), torch.randn(2, 5, P)
+    base, _ = model(z, a, p)
+    z2 = z.clone()
+    z2[:, 2, 2:] += 1.0  # the second camera's tokens of frame 2
+    out, _ = model(z2, a, p)
+    assert torch.equal(out[:, :2], base[:, :2])
+    assert ((out[:, 2] - base[:, 2]).abs().amax(-1) > 1e-6).all()  # every token of frame 2, both cameras
+    with torch.no_grad():
+        model.camera_embed.zero_()
+    assert not torch.allclose(model(z, a, p)[0], base)  # the camera embedding is used
+    acts = torch.randn(2, 3, A)
+    cached, _ = model.rollout(z[:, :2], acts, p[:, :2], a[:, :1], use_cache=True)
+    uncached, _ = model.rollout(z[:, :2], acts, p[:, :2], a[:, :1], use_cache=False)
+    torch.testing.assert_close(cached, uncached, rtol=1e-4, atol=1e-5)
+    with pytest.raises(ValueError, match="num_tokens=3 must split into num_cameras=2"):
+        ActionConditionedPredictor(D, A, num_tokens=3, num_cameras=2)

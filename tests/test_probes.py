@@ -101,6 +101,19 @@ def test_probe_encoder_end_to_end_shapes() -> None:
     assert set(res["2x2"]["linear"]["r2"]) == {"x", "y"}
 
 
+def test_probe_encoder_progress_bars(capsys: pytest.CaptureFixture[str]) -> None:
+    """progress=True: tqdm bars (stderr) over the train and test frames and the pooling grids, labelled."""
+    enc = VideoViT(EncoderConfig(img_size=32, dim=32, depth=1, heads=2))
+    frames = torch.randint(0, 256, (24, 3, 32, 32), dtype=torch.uint8, generator=torch.Generator().manual_seed(1))
+    coords = torch.rand(24, 2, generator=torch.Generator().manual_seed(2))
+    probe_encoder(enc, frames[:16], coords[:16], frames[16:], coords[16:], grids=((2, 2),), progress=True, label="enc")
+    err = capsys.readouterr().err
+    assert "enc: train frames" in err and "16/16" in err and "enc: test frames" in err and "8/8" in err
+    assert "enc: probes" in err and "1/1" in err
+    probe_encoder(enc, frames[:16], coords[:16], frames[16:], coords[16:], grids=((2, 2),))
+    assert capsys.readouterr().err == ""  # off by default in the library
+
+
 def test_nearest_neighbour_retrieval_separates_informative_from_noise_features() -> None:
     """Features that encode the position retrieve a neighbour within the radius; pure noise features do not."""
     from worldmodel.eval.probes import nearest_neighbour_retrieval
@@ -216,6 +229,7 @@ def test_probe_script_on_imported_file_with_coords(imported: tuple[Path, Path], 
     res = run_probe("--data", str(data), "--encoder", str(encoder), "--coords", coords, "--radius", "0.1",
                     "--json", str(out))  # fmt: skip
     assert res.returncode == 0, res.stderr
+    assert "pretrained: train frames" in res.stderr and "random-init: probes" in res.stderr  # progress bars
     assert "env none (coordinates from the file: x=state[0], y=state[1], heading=state[3]; Euclidean" in res.stdout
     assert "success radius 0.1" in res.stdout and "random-init: fresh seed 0" in res.stdout
     for row in ("R2 x", "R2 heading", "RMSE/radius y", "Spearman (near < 2r)", "NN beyond radius (frac)"):
@@ -233,8 +247,10 @@ def test_probe_script_defaults_to_state_without_env(imported: tuple[Path, Path])
     data, encoder = imported
     res = run_probe("--data", str(data), "--encoder", str(encoder))
     assert res.returncode == 0, res.stderr
-    assert "note: the file records no environment (env_id none); probing the file's state column" in res.stdout
-    assert "note: left out state[2]: constant" in res.stdout
+    assert "note: the file records no environment (env_id none); probing the file's state column" in res.stderr
+    assert "note: left out state[2]: constant" in res.stderr  # diagnostics are log lines (-q hides them)
+    quiet = run_probe("--data", str(data), "--encoder", str(encoder), "-q", "--no-progress")
+    assert quiet.returncode == 0 and "note:" not in quiet.stderr and "R2 state[0]" in quiet.stdout, quiet.stderr
     assert "R2 state[0]" in res.stdout and "R2 state[3]" in res.stdout and "R2 state[2]" not in res.stdout
     assert "RMSE/radius" not in res.stdout and "success radius none (--radius not given)" in res.stdout
 

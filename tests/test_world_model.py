@@ -15,6 +15,7 @@ from worldmodel.data.clips import split_episodes
 from worldmodel.data.collect import CollectConfig, collect
 from worldmodel.data.schema import SCHEMA_VERSION
 from worldmodel.eval.rollout_error import format_table, rollout_error, write_report
+from worldmodel.models.pooling import encode_frames
 from worldmodel.models.predictor import ActionConditionedPredictor, PredictorConfig
 from worldmodel.models.vit import EncoderConfig, VideoViT
 from worldmodel.world_model import WorldModel, WorldModelError
@@ -216,3 +217,45 @@ def test_rollout_error_report(tmp_path: Path, data: Path) -> None:
     c1p = np.mean([np.abs(prop[s + 2 * K] - prop[s + K]) for s in starts], axis=0)  # (P,)
     np.testing.assert_allclose(res["proprio_copy_last"][0], c1p, rtol=1e-4, atol=1e-6)
     assert "readout of true latents" in format_table(res)
+
+
+def test_files_written_before_encoders_were_recorded_still_load(tmp_path: Path, data: Path) -> None:
+    """An older world_model.pt (no encoder_info, encoder config without a name) loads as an in-house encoder."""
+    from worldmodel.checkpoint import load_checkpoint, save_checkpoint
+    from worldmodel.world_model import WORLD_MODEL_KIND
+
+    wm = make_wm(seed=5)
+    payload = load_checkpoint(wm.save(tmp_path / "new.pt"))
+    del payload["encoder_info"]
+    payload["encoder_config"] = wm.encoder.cfg.to_dict()  # the old form: no "name"
+    old = save_checkpoint(tmp_path / "old.pt", payload, kind=WORLD_MODEL_KIND)
+    back = WorldModel.load(old, "cpu")
+    assert back.encoder_info["name"] == "videovit" and back.encoder.name == "videovit"
+    px = torch.from_numpy(TrajectoryFile(data).episode(0)["pixels"][:2]).permute(0, 3, 1, 2)
+    torch.testing.assert_close(back.encode(px)["latents"], wm.encode(px)["latents"], atol=0, rtol=0)
+    with pytest.raises(WorldModelError, match="stores its in-house encoder's weights"):
+        WorldModel.load(old, "cpu", encoder_dir=tmp_path)
+
+
+def test_cameras_are_recorded_and_round_trip(tmp_path: Path, data: Path) -> None:
+    """A single-camera model's saved settings hold no ``cameras`` entry (files as before); a two-camera model records
+    its cameras through save/load and save_pretrained/from_pretrained, encodes {camera: frames} to 2 x 4 tokens
+    (each camera's pooled tokens in model order), and refuses a predictor whose camera groups do not match."""
+    assert "cameras" not in make_wm()._settings()
+    torch.manual_seed(0)
+    enc = VideoViT(EncoderConfig(img_size=32, num_frames=2, tubelet=2, patch=8, dim=D, depth=1, heads=2))
+    pcfg = PredictorConfig(latent_dim=D, action_dim=A, num_tokens=2 * N, width=32, depth=1, heads=2, num_cameras=2)
+    stats = (-torch.ones(A), torch.ones(A), torch.zeros(2 * N, D), torch.ones(2 * N, D))
+    pred = ActionConditionedPredictor.from_config(pcfg)
+    wm = WorldModel(enc, pred, "2x2", 1, A, *stats, cameras=["top", "side"]).eval()
+    for back in (WorldModel.load(wm.save(tmp_path / "wm.pt"), "cpu"),
+                 WorldModel.from_pretrained(wm.save_pretrained(tmp_path / "wm_dir"), "cpu")):
+        assert back.cameras == ["top", "side"] and back.predictor.num_cameras == 2
+    px = torch.from_numpy(TrajectoryFile(data).episode(0)["pixels"][:2]).permute(0, 3, 1, 2)  # (2, 3, 32, 32)
+    z = back.encode({"top": px, "side": px.flip(-1)})["latents"]  # (2, 8, D)
+    assert z.shape == (2, 2 * N, D)
+    torch.testing.assert_close(z[:, :N], encode_frames(back.encoder, px, "2x2"))  # stats 0/1: raw tokens
+    torch.testing.assert_close(z[:, N:], encode_frames(back.encoder, px.flip(-1), "2x2"))
+    assert not torch.allclose(z[:, N:], z[:, :N])
+    with pytest.raises(WorldModelError, match=r"predictor has 2 camera group\(s\) but cameras=None"):
+        WorldModel(enc, pred, "2x2", 1, A, *stats)

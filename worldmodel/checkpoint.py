@@ -147,3 +147,80 @@ def latest_checkpoint(ckpt_dir: str | Path, name: str = "last.pt") -> Path | Non
     """Path of the resume checkpoint in `ckpt_dir`, or None when starting fresh."""
     p = Path(ckpt_dir) / name
     return p if p.is_file() else None
+
+
+# --------------------------------------------------------------------------------------------- pretrained dirs
+PRETRAINED_CONFIG = "config.json"
+PRETRAINED_WEIGHTS = "model.safetensors"
+WEIGHTS_SHA256 = "safetensors_sha256"
+"""config.json key holding the SHA-256 of model.safetensors, checked on load when present."""
+
+
+def _file_digest(path: Path, block: int = 1 << 22) -> str:
+    """SHA-256 hex digest of a file, read in blocks."""
+    h = hashlib.sha256()
+    with path.open("rb") as f:
+        for chunk in iter(lambda: f.read(block), b""):
+            h.update(chunk)
+    return h.hexdigest()
+
+
+def save_pretrained_dir(directory: str | Path, config: Mapping[str, Any], tensors: Mapping[str, torch.Tensor]) -> Path:
+    """Write ``config.json`` + ``model.safetensors`` (the Hugging Face layout) into `directory`.
+
+    Both files are written to temporary names first and renamed into place only when both are complete, so a
+    failure (e.g. a config that is not JSON) leaves an existing directory as it was. config.json also gets the
+    weights file's SHA-256 (``safetensors_sha256``), which :func:`load_pretrained_dir` checks.
+    """
+    import json
+
+    from safetensors.torch import save_file
+
+    directory = Path(directory)
+    if directory.exists() and not directory.is_dir():
+        raise FileExistsError(f"{directory} exists and is not a directory; pick another save_pretrained target")
+    json.dumps(dict(config), allow_nan=True)  # a config that is not JSON fails here, before anything is written
+    directory.mkdir(parents=True, exist_ok=True)
+    flat = {k: v.detach().cpu().contiguous().clone() for k, v in tensors.items()}  # no shared storage
+    tmp_cfg, tmp_w = directory / f".{PRETRAINED_CONFIG}.tmp", directory / f".{PRETRAINED_WEIGHTS}.tmp"
+    try:
+        save_file(flat, str(tmp_w), metadata={"format": "pt"})
+        digest = {WEIGHTS_SHA256: _file_digest(tmp_w)}  # lets the loader detect a damaged weights file
+        tmp_cfg.write_text(json.dumps({**dict(config), **digest}, indent=2, sort_keys=True, allow_nan=True) + "\n")
+        os.replace(tmp_w, directory / PRETRAINED_WEIGHTS)
+        os.replace(tmp_cfg, directory / PRETRAINED_CONFIG)
+    finally:
+        tmp_cfg.unlink(missing_ok=True)
+        tmp_w.unlink(missing_ok=True)
+    return directory
+
+
+def load_pretrained_dir(directory: str | Path, model_type: str) -> tuple[dict[str, Any], dict[str, torch.Tensor]]:
+    """Read a :func:`save_pretrained_dir` directory: (config dict, tensors); no code is executed (JSON and
+    safetensors only). Raises CheckpointError when files are missing, unreadable or of another model_type."""
+    import json
+
+    from safetensors import SafetensorError
+    from safetensors.torch import load_file
+
+    directory = Path(directory)
+    cfg_path, w_path = directory / PRETRAINED_CONFIG, directory / PRETRAINED_WEIGHTS
+    if not cfg_path.is_file() or not w_path.is_file():
+        raise CheckpointError(
+            f"{directory}: not a save_pretrained directory (needs {PRETRAINED_CONFIG} and {PRETRAINED_WEIGHTS})"
+        )
+    try:
+        config = json.loads(cfg_path.read_text())
+    except (OSError, ValueError) as e:
+        raise CheckpointError(f"{cfg_path}: unreadable config ({e})") from e
+    if not isinstance(config, dict) or config.get("model_type") != model_type:
+        found = config.get("model_type") if isinstance(config, dict) else None
+        raise CheckpointError(f"{directory}: model_type {found!r}, expected {model_type!r}")
+    want = config.get(WEIGHTS_SHA256)
+    if want is not None and _file_digest(w_path) != want:
+        raise CheckpointError(f"{w_path}: SHA-256 differs from {PRETRAINED_CONFIG}'s (file damaged or replaced)")
+    try:
+        tensors = load_file(str(w_path), device="cpu")
+    except (OSError, SafetensorError) as e:
+        raise CheckpointError(f"{w_path}: unreadable safetensors file ({e})") from e
+    return config, tensors

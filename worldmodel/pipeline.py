@@ -5,12 +5,19 @@ composes and its upstream stages, so changing a setting (on the command line or 
 again in a new folder (the old results stay), and an unchanged stage is reused. Code is not hashed: after
 changing code that a stage runs, delete its folder or give it a new `root`.
 A stage that was interrupted is re-run in the same folder, where the script itself resumes.
+
+A stage runs as ``python -P -m worldmodel.cli <stage> ...`` in the caller's working directory (the installed
+package, never a checkout path, and never the working directory on sys.path); its output goes to its
+``stage.log`` while its progress bars are mirrored live (worldmodel.progress). Messages go through ``logging``
+(logger ``worldmodel.pipeline``).
 """
 
 from __future__ import annotations
 
+import codecs
 import hashlib
 import json
+import logging
 import os
 import shlex
 import subprocess
@@ -20,7 +27,12 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-ROOT = Path(__file__).resolve().parents[1]
+from worldmodel.cli import package_home, stage_for_script
+from worldmodel.progress import ProgressMirror, parse_bar
+
+logger = logging.getLogger(__name__)
+
+ROOT = package_home()  # the folder holding the library's packages and configs/ (site-packages or a checkout)
 CONFIGS = ROOT / "configs"
 
 
@@ -80,11 +92,20 @@ class Stage:
     upstream: list[Stage] = field(default_factory=list)
     launchable: bool = False  # may run under a multi-process launcher (torchrun): training and evaluation
     search_dirs: tuple[str, ...] = ()  # the user's config folders (--config-dir), searched before configs/
+    pinned_key: str | None = field(default=None, compare=False)  # set by freeze(): the key for a whole run
+
+    def freeze(self) -> None:
+        """Fix the key for this run (upstream stages first), so a config file edited while the run goes on cannot
+        give a stage one folder when it runs and another when a later stage names it."""
+        self.pinned_key = None
+        self.pinned_key = self.key
 
     @property
     def key(self) -> str:
         """Hash of everything that decides this stage's result: script, arguments, the content of the config
         files the script composes (so a changed default in a yaml re-runs the stage), upstream stages."""
+        if self.pinned_key is not None:
+            return self.pinned_key
         configs = {_config_name(p): hashlib.sha256(p.read_bytes()).hexdigest() for p in self.config_files()}
         blob = json.dumps(
             {"script": self.script, "args": self.args, "up": [u.key for u in self.upstream], "configs": configs}
@@ -92,8 +113,9 @@ class Stage:
         return hashlib.sha256(blob.encode()).hexdigest()[:10]
 
     def config_files(self) -> list[Path]:
-        """The yaml files a Hydra stage composes: its primary config and the options of each config group its
-        defaults list names, as its arguments choose them (``planner=mppi``). Empty for argparse scripts."""
+        """The files a Hydra stage composes: its primary yaml, the options of each config group its defaults list
+        names, as its arguments choose them (``planner=mppi``), and the typed schemas (worldmodel/config/*.py, where
+        the defaults live). Empty for argparse scripts."""
         import yaml
 
         main = CONFIGS / f"{Path(self.script).stem}.yaml"
@@ -106,7 +128,8 @@ class Stage:
             if key in chosen:
                 chosen[key] = value
         found = [self._option_file(group, option) for group, option in sorted(chosen.items())]
-        return [main, *(p for p in found if p is not None)]
+        schemas = sorted((ROOT / "worldmodel" / "config").glob("*.py"))  # the typed defaults every stage composes
+        return [main, *(p for p in found if p is not None), *schemas]
 
     def _option_file(self, group: str, option: str) -> Path | None:
         """The yaml of a config group option as Hydra finds it: the user's folders first, then configs/."""
@@ -127,8 +150,10 @@ class Stage:
         return root / f"{self.name}-{self.key}"
 
     def command(self, root: Path, python: str, launcher: str | None = None) -> list[str]:
-        """The full command line with the folder placeholders filled in; ``launcher`` (torchrun arguments,
-        e.g. ``--standalone --nproc_per_node=2``) runs a launchable stage through ``torch.distributed.run``."""
+        """The full command line with the folder placeholders filled in: the stage through the installed package's
+        front door (``python -P -m worldmodel.cli <stage> ...``, never a checkout path, never the working directory
+        on sys.path); ``launcher`` (torchrun arguments, e.g. ``--standalone --nproc_per_node=2``) runs a launchable
+        stage through ``torch.distributed.run -m worldmodel.cli``."""
         subst = {f"{{{u.name}}}": str(u.folder(root)) for u in self.upstream}
         subst["{stage_dir}"] = str(self.folder(root))
         args = []
@@ -136,43 +161,110 @@ class Stage:
             for k, v in subst.items():
                 a = a.replace(k, v)
             args.append(a)
-        prefix = [python]
-        if launcher and self.launchable:
-            prefix += ["-m", "torch.distributed.run", *shlex.split(launcher)]
-        return [*prefix, str(ROOT / "scripts" / self.script), *args, *self.hydra_args()]
+        stage_args = [stage_for_script(self.script), *args, *self.hydra_args()]
+        if launcher and self.launchable:  # its workers run `python -u -m worldmodel.cli` with PYTHONSAFEPATH=1
+            torchrun = module_command(python, "torch.distributed.run")
+            return [*torchrun, *shlex.split(launcher), "-m", "worldmodel.cli", *stage_args]
+        return [*module_command(python, "worldmodel.cli"), *stage_args]
+
+
+# `python -c` for interpreters without -P (Python 3.10, or a `python` other than this one): drop the '' entry
+_NO_CWD_BOOT = "import runpy, sys; sys.path.pop(0); runpy.run_module({module!r}, run_name='__main__', alter_sys=True)"
+
+
+def module_command(python: str, module: str) -> list[str]:
+    """``python -m module`` without the working directory on sys.path (so a user's ``envs/`` folder cannot stand
+    in for the library's): ``-P`` on Python 3.11+, else an equivalent ``-c`` bootstrap."""
+    if python == sys.executable and sys.version_info >= (3, 11):
+        return [python, "-P", "-m", module]
+    return [python, "-c", _NO_CWD_BOOT.format(module=module)]
+
+
+def stage_env() -> dict[str, str]:
+    """The environment of a stage: the caller's, with the package's own folder on PYTHONPATH when it is not
+    installed into site-packages (a checkout), no empty PYTHONPATH entry (that would mean the working
+    directory), PYTHONSAFEPATH (3.11+: no working directory on sys.path, torchrun's workers too) and unbuffered
+    output (so progress arrives as it happens)."""
+    import site
+
+    paths = [p for p in os.environ.get("PYTHONPATH", "").split(os.pathsep) if p]
+    home = str(package_home())
+    site_dirs = {str(Path(d).resolve()) for d in [*site.getsitepackages(), site.getusersitepackages()]}
+    if home not in site_dirs and home not in paths:
+        paths.insert(0, home)
+    env = {**os.environ, "PYTHONSAFEPATH": "1", "PYTHONUNBUFFERED": "1"}
+    env.pop("PYTHONPATH", None)
+    if paths:
+        env["PYTHONPATH"] = os.pathsep.join(paths)
+    return env
+
+
+def format_seconds(seconds: float) -> str:
+    """``42 s``, ``3 min 05 s`` or ``1 h 02 min``."""
+    s = round(seconds)
+    if s < 60:
+        return f"{s} s"
+    if s < 3600:
+        return f"{s // 60} min {s % 60:02d} s"
+    return f"{s // 3600} h {s % 3600 // 60:02d} min"
+
+
+def _stream_stage(cmd: list[str], log_path: Path, mirror: ProgressMirror) -> int:
+    """Run ``cmd`` in the working directory, appending all its output to ``log_path`` as it comes and feeding it
+    to ``mirror``; returns the exit status. An interrupt (Ctrl-C) kills the child and is re-raised."""
+    decoder = codecs.getincrementaldecoder("utf-8")(errors="replace")
+    with log_path.open("ab") as logf:
+        proc = subprocess.Popen(cmd, env=stage_env(), stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
+        assert proc.stdout is not None
+        try:
+            while chunk := proc.stdout.read1(1 << 16):
+                logf.write(chunk)
+                logf.flush()
+                mirror.feed(decoder.decode(chunk))
+            return proc.wait()
+        except BaseException:
+            proc.kill()
+            proc.wait()
+            raise
+        finally:
+            proc.stdout.close()
+            mirror.close()
+
+
+def _log_tail(path: Path, lines: int = 15) -> list[str]:
+    """The last ``lines`` lines of a stage log that are not progress-bar states (those are in the log too)."""
+    text = [ln for ln in path.read_text(errors="replace").splitlines() if ln.strip() and parse_bar(ln) is None]
+    return text[-lines:]
 
 
 def run_stage(
-    stage: Stage, root: Path, python: str, log: Any = print, launcher: str | None = None
+    stage: Stage, root: Path, python: str, launcher: str | None = None, progress_every_s: float = 30.0
 ) -> tuple[Path, float, bool]:
     """Run (or reuse) a stage; returns (folder, seconds spent, reused). The launcher is not part of the
-    stage's identity: a multi-process run computes the same result up to float rounding."""
+    stage's identity: a multi-process run computes the same result up to float rounding. The stage's output goes
+    to its ``stage.log``; its progress bars are mirrored live (see worldmodel.progress)."""
     folder = stage.folder(root)
     done = folder / "stage_done.json"
     if done.exists() and all((folder / o).exists() for o in stage.outputs):
-        log(f"[pipeline] {stage.name}: reusing {folder}")
+        logger.info("[pipeline] %s: reusing %s", stage.name, folder)
         return folder, 0.0, True
     folder.mkdir(parents=True, exist_ok=True)
     cmd = stage.command(root, python, launcher)
-    log(f"[pipeline] {stage.name}: {' '.join(cmd[1:])}")
+    logger.info("[pipeline] %s: %s", stage.name, " ".join(cmd[1:]))
     t0 = time.perf_counter()
-    env = {**os.environ, "PYTHONPATH": str(ROOT) + os.pathsep + os.environ.get("PYTHONPATH", "")}
-    with (folder / "stage.log").open("a") as logf:
-        proc = subprocess.run(cmd, cwd=ROOT, env=env, stdout=logf, stderr=subprocess.STDOUT)
+    live = sys.stderr.isatty()
+    code = _stream_stage(cmd, folder / "stage.log", ProgressMirror(stage.name, sys.stderr, live, progress_every_s))
     dt = time.perf_counter() - t0
-    if proc.returncode != 0:
-        tail = (folder / "stage.log").read_text().splitlines()[-15:]
-        raise RuntimeError(
-            f"stage {stage.name} failed (exit {proc.returncode}); log {folder / 'stage.log'}:\n"
-            + "\n".join(tail)
-        )
+    if code != 0:
+        tail = _log_tail(folder / "stage.log")
+        raise RuntimeError(f"stage {stage.name} failed (exit {code}); log {folder / 'stage.log'}:\n" + "\n".join(tail))
     missing = [o for o in stage.outputs if not (folder / o).exists()]
     if missing:
         raise RuntimeError(f"stage {stage.name} finished but did not write {missing} in {folder}")
     tmp = done.with_suffix(".tmp")
     tmp.write_text(json.dumps({"command": cmd, "seconds": dt, "key": stage.key}, indent=2))
     os.replace(tmp, done)
-    log(f"[pipeline] {stage.name}: done in {dt:.0f} s")
+    logger.info("[pipeline] %s: done in %s", stage.name, format_seconds(dt))
     return folder, dt, False
 
 
@@ -315,42 +407,59 @@ def check_planning_reach(cfg: dict[str, Any]) -> None:
     )
 
 
-def log_stage_warnings(name: str, folder: Path, log: Any = print) -> list[str]:
-    """Print a stage's warnings (a wall-clock cap that cut training short, a predictor that does not beat
+def log_stage_warnings(name: str, folder: Path) -> list[str]:
+    """Log a stage's warnings (a wall-clock cap that cut training short, a predictor that does not beat
     copy-last; from its train_summary.json) loudly on the console, and return them."""
     from worldmodel.eval.report import stage_warnings
 
     warnings = stage_warnings(folder)
     for line in warnings:
-        log(f"[pipeline] WARNING {name}: {line}")
+        logger.warning("[pipeline] WARNING %s: %s", name, line)
     return warnings
 
 
-def run_pipeline(cfg: dict[str, Any], log: Any = print) -> dict[str, Any]:
+def log_timings(timings: dict[str, float], reused: dict[str, bool], total: float) -> None:
+    """One line per stage with the time it took (or ``reused``), then the total."""
+    width = max(map(len, timings), default=5)
+    rows = [f"  {n:<{width}}  {'reused' if reused[n] else format_seconds(s):>14}" for n, s in timings.items()]
+    rows.append(f"  {'total':<{width}}  {format_seconds(total):>14}")
+    logger.info("[pipeline] time per stage:\n%s", "\n".join(rows))
+
+
+def run_pipeline(cfg: dict[str, Any]) -> dict[str, Any]:
     """Run every stage in order and write root/report.md; returns the timing, paths and stage warnings."""
+    from worldmodel.config.pipeline import check_stage_overrides
     from worldmodel.eval.assemble import check_agent_config, check_oracle_planner
     from worldmodel.eval.report import write_report
     from worldmodel.planning.config import compose_objective
 
-    ev = cfg.get("evaluate", {}) or {}  # a typo fails now, not after training
+    ev = cfg.get("evaluate", {}) or {}  # a typo fails now, not after training; a moved key names its new place
     check_agent_config(ev.get("agent") or {}, compose_objective(ev.get("objective"), ROOT / "configs"))
+    for stage_name in ("collect", "pretrain", "predictor", "evaluate"):
+        check_stage_overrides(stage_name, cfg.get(stage_name) or {})
     check_oracle_planner(cfg.get("planner") or {}, ev.get("methods"))
     check_planning_reach(cfg)
     root = Path(cfg["root"]).resolve()
     root.mkdir(parents=True, exist_ok=True)
     python = cfg.get("python") or sys.executable
+    every = float(cfg.get("progress_every_s") or 30.0)
     timings: dict[str, float] = {}
+    reused: dict[str, bool] = {}
     folders: dict[str, Path] = {}
     warnings: dict[str, list[str]] = {}
     t0 = time.perf_counter()
-    for name, stage in build_stages(cfg).items():
-        folders[name], timings[name], _ = run_stage(stage, root, python, log, cfg.get("launcher"))
-        warnings[name] = log_stage_warnings(name, folders[name], log)
+    stages = build_stages(cfg)
+    for stage in stages.values():  # run order: every upstream stage is frozen before the stages that name it
+        stage.freeze()
+    for name, stage in stages.items():
+        folders[name], timings[name], reused[name] = run_stage(stage, root, python, cfg.get("launcher"), every)
+        warnings[name] = log_stage_warnings(name, folders[name])
     total = time.perf_counter() - t0
     report = write_report(root, folders, timings, total, cfg)
-    log(f"[pipeline] report: {report}  (stages ran {total / 60:.1f} min this time)")
+    log_timings(timings, reused, total)
+    logger.info("[pipeline] report: %s (and %s to open in a browser)", report, report.with_suffix(".html"))
     if any(warnings.values()):
-        log(f"[pipeline] {sum(map(len, warnings.values()))} WARNING(s) above; they head the report too")
+        logger.warning("[pipeline] %d WARNING(s) above; they head the report too", sum(map(len, warnings.values())))
     return {
         "report": str(report),
         "timings": timings,

@@ -8,6 +8,17 @@ of the training set, which is the space the predictor reads and writes, ``rollou
 objective (``worldmodel/planning``) compares. ``denormalize_latents`` maps back to raw encoder (pooled) tokens.
 Actions are passed in environment units; the model rescales them with the action bounds (and a frameskip step
 takes frameskip env actions concatenated, as ClipDataset groups them).
+
+Encoder: any frozen ``FrameEncoder`` (in-house VideoViT, V-JEPA 2, DINOv2). The file records which one
+(``encoder_info``: name, config, weight hash); an in-house encoder's weights are stored in the file, a foundation
+encoder's are referenced by local directory + hash (``worldmodel/models/encoders/records.py`` says why) and
+``load`` refuses a directory holding another model or other weights. Two on-disk forms: ``save``/``load`` (one
+hashed, weights_only envelope file) and ``save_pretrained``/``from_pretrained`` (config.json + model.safetensors).
+
+Cameras: ``cameras`` is None for a model trained on its data's default camera (``encode`` takes pixel tensors, as
+always), or the K camera names it was trained on, in token order. Each camera is encoded and pooled alone and a
+frame's latents are the concatenation, N = K x N_cam tokens camera-major (the embedding cache's layout); ``encode``
+then takes ``{camera: (B, [T,] 3, H, W)}`` holding exactly those cameras and refuses any other set by name.
 """
 
 from __future__ import annotations
@@ -20,14 +31,27 @@ from typing import Any
 import torch
 from torch import Tensor, nn
 
-from worldmodel.checkpoint import load_checkpoint, load_state_dict_checked, save_checkpoint
-from worldmodel.models.pooling import encode_frames, pool_name
+from worldmodel.checkpoint import (
+    CheckpointError,
+    load_checkpoint,
+    load_pretrained_dir,
+    load_state_dict_checked,
+    save_checkpoint,
+    save_pretrained_dir,
+)
+from worldmodel.models.encoders.protocol import IN_HOUSE, EncoderError, FrameEncoder
+from worldmodel.models.encoders.records import encoder_from_record, encoder_record
+from worldmodel.models.pooling import encode_views, pool_name
 from worldmodel.models.predictor import ActionConditionedPredictor, PredictorConfig
-from worldmodel.models.vit import EncoderConfig, VideoViT
 
 WORLD_MODEL_KIND = "worldmodel.world_model/v1"
+PRETRAINED_MODEL_TYPE = "worldmodel-world-model"
+"""``model_type`` in the config.json of a world model saved with ``save_pretrained``."""
+STAT_KEYS = ("action_low", "action_high", "latent_mean", "latent_std", "proprio_mean", "proprio_std")
 
 LatentsLike = Tensor | Mapping[str, Any]
+PixelsLike = Tensor | Mapping[str, Tensor]
+"""Pixels for ``encode``: (B, [T,] 3, H, W) uint8 (one camera), or {camera: (B, [T,] 3, H, W)} (named cameras)."""
 
 
 class WorldModelError(ValueError):
@@ -44,7 +68,7 @@ class WorldModel(nn.Module):
 
     def __init__(
         self,
-        encoder: VideoViT,
+        encoder: FrameEncoder,
         predictor: ActionConditionedPredictor,
         pool: str | int | None,
         frameskip: int,
@@ -58,8 +82,12 @@ class WorldModel(nn.Module):
         train_config: Mapping[str, Any] | None = None,
         meta: Mapping[str, Any] | None = None,
         rollout_chunk: int = 1024,
+        encoder_info: Mapping[str, Any] | None = None,
+        cameras: list[str] | None = None,
     ) -> None:
         super().__init__()
+        if not isinstance(encoder, nn.Module) or not isinstance(encoder, FrameEncoder):
+            raise WorldModelError(f"encoder must be a FrameEncoder module, got {type(encoder).__name__}")
         self.encoder = encoder.eval().requires_grad_(False)
         self.predictor = predictor
         self.pool = pool_name(pool)
@@ -86,6 +114,14 @@ class WorldModel(nn.Module):
         self.train_config = dict(train_config or {})
         self.meta = dict(meta or {})
         self.rollout_chunk = int(rollout_chunk)
+        self.cameras = None if cameras is None else [str(c) for c in cameras]
+        k = 1 if self.cameras is None else len(self.cameras)
+        if predictor.num_cameras != k:
+            raise WorldModelError(f"predictor has {predictor.num_cameras} camera group(s) but cameras={cameras}")
+        try:  # which encoder this is (foundation encoders: weights dir + hash, checked now, not at save time)
+            self.encoder_info = encoder_record(encoder, encoder_info)
+        except EncoderError as e:
+            raise WorldModelError(str(e)) from e
 
     # ------------------------------------------------------------------------------------ properties
     @property
@@ -130,25 +166,56 @@ class WorldModel(nn.Module):
         return (p - self.proprio_mean) / self.proprio_std
 
     # ------------------------------------------------------------------------------------ encode
+    def _views(self, pixels: PixelsLike) -> list[Tensor]:
+        """The pixel tensors of each camera in the model's order; WorldModelError for another camera set."""
+        if isinstance(pixels, Mapping):
+            if self.cameras is None:
+                raise WorldModelError(
+                    f"this world model was trained on its data's default camera only, got cameras {list(pixels)}; "
+                    "pass pixels as one tensor (B, [T,] 3, H, W)"
+                )
+            got = [str(c) for c in pixels]
+            if set(got) != set(self.cameras):
+                missing = [c for c in self.cameras if c not in got]
+                extra = [c for c in got if c not in self.cameras]
+                raise WorldModelError(
+                    f"camera set {got} differs from the cameras this world model was trained on, {self.cameras} "
+                    f"(missing {missing}, unexpected {extra}); pass exactly those cameras, or use a world model "
+                    "trained on these (data.cameras)"
+                )
+            return [pixels[c] for c in self.cameras]
+        if self.cameras is not None and len(self.cameras) > 1:
+            raise WorldModelError(
+                f"this world model observes cameras {self.cameras}: pass {{camera: (B, [T,] 3, H, W)}} for each"
+            )
+        return [pixels]
+
     @torch.no_grad()
     def encode(
-        self, pixels: Tensor, proprio: Tensor | None = None, batch_frames: int = 256
+        self, pixels: PixelsLike, proprio: Tensor | None = None, batch_frames: int = 256
     ) -> dict[str, Tensor | None]:
         """Encode observations: pixels (B, 3, H, W) or (B, T, 3, H, W) uint8 -> {"latents": (B, [T,] N, D),
-        "proprio": (B, [T,] P) normalised, or None}; feed the dict (or its tensors) to rollout."""
-        if pixels.ndim not in (4, 5) or pixels.shape[-3] != 3:
+        "proprio": (B, [T,] P) normalised, or None}; feed the dict (or its tensors) to rollout.
+
+        A multi-camera model takes ``{camera: (B, [T,] 3, H, W)}`` with exactly its ``cameras`` (any order; all of
+        one shape B[, T]); its N latents per frame are each camera's pooled tokens concatenated in model order."""
+        views = self._views(pixels)
+        lead = {tuple(v.shape[:-3]) for v in views}
+        if any(v.ndim not in (4, 5) or v.shape[-3] != 3 for v in views) or len(lead) != 1:
             raise WorldModelError(
-                f"pixels must be (B, 3, H, W) or (B, T, 3, H, W), got {tuple(pixels.shape)}; "
-                "convert (H, W, 3) images with .permute(..., 2, 0, 1)"
+                f"pixels must be (B, 3, H, W) or (B, T, 3, H, W), the same B[, T] for every camera, got "
+                f"{[tuple(v.shape) for v in views]}; convert (H, W, 3) images with .permute(..., 2, 0, 1)"
             )
-        single = pixels.ndim == 4
-        x = pixels.to(self.device)
-        x = x[:, None] if single else x  # (B, T, 3, H, W)
-        b, t = x.shape[:2]
-        flat = x.reshape(b * t, *x.shape[2:])  # (B*T, 3, H, W)
+        single = views[0].ndim == 4
+        xs = [(v[:, None] if single else v).to(self.device) for v in views]  # K x (B, T, 3, H, W)
+        b, t = xs[0].shape[:2]
+        flats = [x.reshape(b * t, *x.shape[2:]) for x in xs]  # K x (B*T, 3, H, W)
         lat = torch.cat(
-            [encode_frames(self.encoder, flat[i : i + batch_frames], self.pool) for i in range(0, b * t, batch_frames)]
-        )  # (B*T, N, D)
+            [
+                encode_views(self.encoder, [f[i : i + batch_frames] for f in flats], self.pool)
+                for i in range(0, b * t, batch_frames)
+            ]
+        )  # (B*T, N, D), N = K x N_cam
         lat = self.normalize_latents(lat).reshape(b, t, *lat.shape[1:])  # (B, T, N, D)
         prop = None
         if proprio is not None and self.proprio_dim > 0:
@@ -255,45 +322,103 @@ class WorldModel(nn.Module):
             )
 
     # ------------------------------------------------------------------------------------ save / load
-    def save(self, path: str | Path) -> Path:
-        """Write everything needed to rebuild this model to one atomic, weights_only-loadable checkpoint."""
-        cpu = {k: v.detach().cpu() for k, v in self.state_dict().items()}
-        payload = {
-            "encoder_config": self.encoder.cfg.to_dict(),
-            "encoder_state": {k[len("encoder.") :]: v for k, v in cpu.items() if k.startswith("encoder.")},
+    def _settings(self) -> dict[str, Any]:
+        """Everything but tensors needed to rebuild this model (JSON-able); ``cameras`` only when named, so a
+        single-camera model's files are exactly as before."""
+        cams = {} if self.cameras is None else {"cameras": self.cameras}
+        return {
+            **cams,
+            "encoder_info": self.encoder_info,
+            "encoder_config": self.encoder.config_dict(),
             "predictor_config": asdict(self.predictor.config),
-            "predictor_state": {k[len("predictor.") :]: v for k, v in cpu.items() if k.startswith("predictor.")},
             "pool": self.pool,
             "frameskip": self.frameskip,
             "env_action_dim": self.env_action_dim,
             "action_dim": self.action_dim,
             "proprio_dim": self.proprio_dim,
-            "stats": {
-                k: cpu[k]
-                for k in (
-                    "action_low",
-                    "action_high",
-                    "latent_mean",
-                    "latent_std",
-                    "proprio_mean",
-                    "proprio_std",
-                )
-            },
             "train_config": self.train_config,
             "meta": self.meta,
             "rollout_chunk": self.rollout_chunk,
         }
+
+    def _tensors(self) -> dict[str, dict[str, Tensor]]:
+        """CPU tensors by part: encoder (in-house only; a foundation encoder is referenced), predictor, stats."""
+        cpu = {k: v.detach().cpu() for k, v in self.state_dict().items()}
+        inhouse = self.encoder_info["name"] == IN_HOUSE
+        return {
+            "encoder": {k[8:]: v for k, v in cpu.items() if inhouse and k.startswith("encoder.")},
+            "predictor": {k[len("predictor.") :]: v for k, v in cpu.items() if k.startswith("predictor.")},
+            "stats": {k: cpu[k] for k in STAT_KEYS},
+        }
+
+    def save(self, path: str | Path) -> Path:
+        """Write everything needed to rebuild this model to one atomic, weights_only-loadable checkpoint."""
+        t = self._tensors()
+        payload = {
+            **self._settings(),
+            "encoder_state": t["encoder"],
+            "predictor_state": t["predictor"],
+            "stats": t["stats"],
+        }
         return save_checkpoint(path, payload, kind=WORLD_MODEL_KIND)
 
+    def save_pretrained(self, directory: str | Path) -> Path:
+        """Write config.json + model.safetensors (predictor.*, stats.*, and encoder.* for an in-house encoder):
+        the Hugging Face / stable-worldmodel layout, loadable without running code."""
+        t = self._tensors()
+        tensors = {f"{part}.{k}": v for part, d in t.items() for k, v in d.items()}
+        return save_pretrained_dir(directory, {"model_type": PRETRAINED_MODEL_TYPE, **self._settings()}, tensors)
+
     @classmethod
-    def load(cls, path: str | Path, device: str | torch.device) -> WorldModel:
-        """Rebuild a saved world model on `device` in eval mode (encoder frozen), loading weights_only."""
+    def load(cls, path: str | Path, device: str | torch.device, encoder_dir: str | Path | None = None) -> WorldModel:
+        """Rebuild a saved world model on `device` in eval mode (encoder frozen), loading weights_only.
+
+        Files written before encoders were recorded load as in-house ones. A foundation encoder is read from its
+        recorded weights directory, or from `encoder_dir`, which must hold the same model and weights.
+        """
         st = load_checkpoint(path, kind=WORLD_MODEL_KIND, map_location="cpu")
-        encoder = VideoViT(EncoderConfig.from_dict(st["encoder_config"]))
-        load_state_dict_checked(encoder, st["encoder_state"], what=f"encoder in {path}")
+        return cls._build(st, st["encoder_state"], st["predictor_state"], st["stats"], str(path), device, encoder_dir)
+
+    @classmethod
+    def from_pretrained(
+        cls, directory: str | Path, device: str | torch.device = "cpu", encoder_dir: str | Path | None = None
+    ) -> WorldModel:
+        """Load a :meth:`save_pretrained` directory (see :meth:`load` for encoder_dir)."""
+        config, tensors = load_pretrained_dir(directory, PRETRAINED_MODEL_TYPE)
+        parts: dict[str, dict[str, Tensor]] = {"encoder": {}, "predictor": {}, "stats": {}}
+        for k, v in tensors.items():
+            part, _, rest = k.partition(".")
+            if part not in parts:
+                raise CheckpointError(f"{directory}: unexpected tensor {k!r} in model.safetensors")
+            parts[part][rest] = v
+        return cls._build(
+            config, parts["encoder"], parts["predictor"], parts["stats"], str(directory), device, encoder_dir
+        )
+
+    @classmethod
+    def _build(
+        cls,
+        st: Mapping[str, Any],
+        encoder_state: Mapping[str, Tensor],
+        predictor_state: Mapping[str, Tensor],
+        s: Mapping[str, Tensor],
+        where: str,
+        device: str | torch.device,
+        encoder_dir: str | Path | None,
+    ) -> WorldModel:
+        """A world model from saved settings and tensors (shared by load and from_pretrained)."""
+        rec = st.get("encoder_info") or {"name": IN_HOUSE, "config": st["encoder_config"]}  # older files
+        missing = [k for k in STAT_KEYS if k not in s]
+        if missing:
+            raise CheckpointError(f"{where}: statistics {missing} missing")
+        try:
+            encoder = encoder_from_record(rec, encoder_state, where, encoder_dir)
+        except EncoderError as e:
+            raise WorldModelError(str(e)) from e
+        if encoder_dir is not None:  # the same weights, found elsewhere: record where they are now
+            rec = {**rec, "path": str(Path(encoder_dir).resolve())}
         predictor = ActionConditionedPredictor.from_config(PredictorConfig(**st["predictor_config"]))
-        load_state_dict_checked(predictor, st["predictor_state"], what=f"predictor in {path}")
-        s = st["stats"]
+        load_state_dict_checked(predictor, predictor_state, what=f"predictor in {where}")
         wm = cls(
             encoder,
             predictor,
@@ -309,6 +434,8 @@ class WorldModel(nn.Module):
             st["train_config"],
             st["meta"],
             st.get("rollout_chunk", 1024),
+            encoder_info=rec,
+            cameras=st.get("cameras"),
         )
         wm.predictor.requires_grad_(False)  # planning needs gradients w.r.t. actions only
         return wm.to(device).eval()

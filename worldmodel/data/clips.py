@@ -35,7 +35,8 @@ class ClipDataset(Dataset):
     """Clips of ``clip_len`` frames, ``frameskip`` simulator steps apart, from one trajectory file.
 
     Item (torch tensors):
-      pixels  uint8   (T, 3, H, W)
+      pixels  uint8   (T, 3, H, W)  of the first camera in ``cameras`` (the file's default camera when None)
+      views   uint8   (K, T, 3, H, W)  only when ``cameras`` is given: the K listed cameras, in that order
       actions float32 (T-1, frameskip*A)  the skipped actions between two kept frames, concatenated
       proprio float32 (T, P)
       state   float32 (T, Ds)
@@ -44,7 +45,11 @@ class ClipDataset(Dataset):
     Safe with DataLoader workers: each process opens its own HDF5 handle. ``in_memory=True`` loads
     every column once (fastest for datasets that fit in RAM); otherwise the small columns (actions,
     proprio, state: a few hundred bytes per frame) are still held in memory and only pixels are read
-    from disk, one HDF5 read per clip.
+    from disk, one HDF5 read per clip (one per camera).
+
+    ``cameras``: None (default) serves the file's default camera as ``pixels`` exactly as before; a list of
+    camera names (``TrajectoryFile.cameras``; a version-1 file has one, ``"main"``) adds ``views`` and makes
+    ``pixels`` the first listed camera. ``meta["cameras"]`` is the list served.
     """
 
     def __init__(
@@ -57,6 +62,7 @@ class ClipDataset(Dataset):
         seed: int = 0,
         in_memory: bool = False,
         episodes: np.ndarray | None = None,
+        cameras: list[str] | None = None,
     ) -> None:
         if clip_len < 1:
             raise ValueError(f"clip_len must be >= 1, got {clip_len}")
@@ -66,6 +72,18 @@ class ClipDataset(Dataset):
             raise ValueError(f"split must be 'train', 'val' or 'all', got {split!r}")
         self.file = TrajectoryFile(path)
         self.path = self.file.path
+        if cameras is not None and (isinstance(cameras, str) or len(cameras) == 0):
+            raise ValueError(f"cameras must be a non-empty list of camera names, got {cameras!r}")
+        self.views = cameras is not None
+        self.cameras = [str(c) for c in cameras] if cameras is not None else self.file.cameras[:1]
+        if len(set(self.cameras)) != len(self.cameras):
+            raise ValueError(f"cameras lists a camera twice: {self.cameras}")
+        self._pixel_keys = [self.file.pixel_key(c) for c in self.cameras]  # DatasetError for an unknown camera
+        shapes = {c: self.file.column_shape(k) for c, k in zip(self.cameras, self._pixel_keys)}
+        if len(set(shapes.values())) != 1:
+            raise DatasetError(
+                self.path, f"cameras {self.cameras} have different image shapes {shapes}", "serve them separately"
+            )
         self.clip_len = int(clip_len)
         self.frameskip = int(frameskip)
         self.span = (self.clip_len - 1) * self.frameskip + 1  # frames covered by one clip
@@ -103,11 +121,13 @@ class ClipDataset(Dataset):
             "action_dim": self.file.meta.action_dim * self.frameskip,
             "proprio_dim": self.file.column_shape("proprio")[0],
             "state_dim": self.file.column_shape("state")[0],
-            "image_shape": self.file.image_shape,
+            "image_shape": shapes[self.cameras[0]],
             "frameskip": self.frameskip,
+            "cameras": list(self.cameras),
         }
         n = self.file.num_frames
-        keys = ("pixels", "actions", "proprio", "state") if in_memory else ("actions", "proprio", "state")
+        keys = ("actions", "proprio", "state")
+        keys = (*self._pixel_keys, *keys) if in_memory else keys
         self._cache: dict[str, np.ndarray] = {k: self.file.read(k, 0, n) for k in keys}
 
     def __len__(self) -> int:
@@ -129,16 +149,19 @@ class ClipDataset(Dataset):
         ep, start = self.locate(int(index))
         g = int(self.file.episode_starts[ep]) + start  # global index of the first frame
         k, t = self.frameskip, self.clip_len
-        pixels = self._read("pixels", g, g + self.span)[::k]  # (T, H, W, 3)
+        views = [self._read(key, g, g + self.span)[::k] for key in self._pixel_keys]  # K x (T, H, W, 3)
         acts = self._read("actions", g, g + (t - 1) * k)  # ((T-1)*k, A)
         acts = acts.reshape(t - 1, k * acts.shape[-1])  # (T-1, k*A); (0, k*A) for single-frame clips
         proprio = self._read("proprio", g, g + self.span)[::k]  # (T, P)
         state = self._read("state", g, g + self.span)[::k]  # (T, Ds)
-        return {
-            "pixels": torch.from_numpy(np.ascontiguousarray(pixels)).permute(0, 3, 1, 2),  # (T, 3, H, W)
+        item: dict[str, Any] = {
+            "pixels": torch.from_numpy(np.ascontiguousarray(views[0])).permute(0, 3, 1, 2),  # (T, 3, H, W)
             "actions": torch.from_numpy(np.ascontiguousarray(acts, dtype=np.float32)),
             "proprio": torch.from_numpy(np.ascontiguousarray(proprio, dtype=np.float32)),
             "state": torch.from_numpy(np.ascontiguousarray(state, dtype=np.float32)),
             "episode": torch.tensor(ep, dtype=torch.int64),
             "start": torch.tensor(start, dtype=torch.int64),
         }
+        if self.views:
+            item["views"] = torch.from_numpy(np.stack(views)).permute(0, 1, 4, 2, 3)  # (K, T, 3, H, W)
+        return item

@@ -13,6 +13,7 @@ from __future__ import annotations
 import glob
 import hashlib
 import json
+import logging
 import multiprocessing as mp
 import os
 import shutil
@@ -23,14 +24,20 @@ from typing import Any
 
 import numpy as np
 
+from worldmodel.config.collect import CollectConfig as _SETTINGS  # the one default of each setting
 from worldmodel.data.schema import SCHEMA_VERSION, DatasetError, DatasetMeta
 
+log = logging.getLogger(__name__)
+
 SHARD_KEYS = ("pixels", "actions", "proprio", "state", "success", "distance", "goal_state", "seed")
+"""Keys of a single-camera shard; with the env option ``extra_cameras`` a shard holds ``pixels/<camera>`` per
+camera (the main camera first) instead of ``pixels``, and the file is written as schema v2."""
 
 
 @dataclass(frozen=True)
 class CollectConfig:
-    """What to collect; every field except out/workers/overwrite/keep_shards enters the fingerprint."""
+    """What to collect; every field except out/workers/overwrite/keep_shards enters the fingerprint. Defaults are
+    those of the typed settings (worldmodel.config.collect), the one place each is set."""
 
     env_id: str
     """Gymnasium id, e.g. ``wm/TwoRoom-v0``."""
@@ -38,23 +45,23 @@ class CollectConfig:
     """Output HDF5 path."""
     env_kwargs: dict[str, Any] = field(default_factory=dict)
     """Keyword arguments for ``gymnasium.make`` (image_size, action_repeat, ...)."""
-    episodes: int = 100
+    episodes: int = _SETTINGS.episodes
     """Number of episodes."""
-    episode_length: int = 100
+    episode_length: int = _SETTINGS.episode_length
     """Environment steps per episode (frames = steps + 1)."""
-    policy: str = "explore"
+    policy: str = _SETTINGS.policy
     """Scripted policy name from ``envs.policies`` ("explore", "random", or "expert" for envs with an expert)."""
     policy_kwargs: dict[str, Any] = field(default_factory=dict)
     """Options for the policy's constructor (e.g. ``rest_prob`` of the TwoRoom/Reacher explorers)."""
-    seed: int = 0
+    seed: int = _SETTINGS.seed
     """Base seed; episode i uses a seed derived from (seed, i)."""
-    workers: int = 0
+    workers: int = _SETTINGS.workers
     """Worker processes; 0 = one per CPU core, 1 = collect in this process."""
-    overwrite: bool = False
+    overwrite: bool = _SETTINGS.overwrite
     """Replace an existing output file that was collected with a different config."""
-    compression: str | None = "lzf"
+    compression: str | None = _SETTINGS.compression
     """HDF5 compression of the columns: "lzf" (fast), "gzip" (smaller) or None."""
-    keep_shards: bool = False
+    keep_shards: bool = _SETTINGS.keep_shards
     """Keep the per-episode shard folder after assembly (debugging)."""
 
     def fingerprint(self) -> str:
@@ -100,7 +107,10 @@ def _worker_init(cfg: CollectConfig, shard_dir: str) -> None:
 
 
 def run_episode(env: Any, policy: Any, env_seed: int, length: int) -> dict[str, np.ndarray]:
-    """Roll one episode of ``length`` steps; returns frame columns with length+1 rows."""
+    """Roll one episode of ``length`` steps; returns frame columns with length+1 rows.
+
+    An env observing through extra cameras (``pixels/<name>`` observation keys) gives one ``pixels/<camera>``
+    column per camera, the main one (``env.unwrapped.camera_name``) first; otherwise one ``pixels`` column."""
     obs, info = env.reset(seed=env_seed)
     policy.reset()
     base = env.unwrapped
@@ -115,8 +125,13 @@ def run_episode(env: Any, policy: Any, env_seed: int, length: int) -> dict[str, 
         "success": np.empty((n,), dtype=bool),
         "distance": np.empty((n,), dtype=np.float32),
     }
+    extra = [k for k in obs if k.startswith("pixels/")]
+    for k in extra:
+        cols[k] = np.empty((n, *obs[k].shape), dtype=np.uint8)
     for t in range(n):
         cols["pixels"][t] = obs["pixels"]
+        for k in extra:
+            cols[k][t] = obs[k]
         cols["proprio"][t] = obs["proprio"]
         cols["state"][t] = base.get_state()
         cols["success"][t] = bool(info["success"])
@@ -127,6 +142,9 @@ def run_episode(env: Any, policy: Any, env_seed: int, length: int) -> dict[str, 
         cols["actions"][t] = action
         obs, _, _, _, info = env.step(action)
     cols["goal_state"] = np.asarray(base.goal_state, dtype=np.float64)
+    if extra:  # several cameras: name the main one, keeping it first (it is the file's default camera)
+        main = f"pixels/{getattr(base, 'camera_name', 'main')}"
+        cols = {main: cols.pop("pixels"), **cols}
     return cols
 
 
@@ -235,7 +253,8 @@ def _assemble(cfg: CollectConfig, out: Path, shard_dir: Path, meta: DatasetMeta)
     with TrajectoryWriter(out, meta, overwrite=True, compression=cfg.compression) as writer:
         for i in range(cfg.episodes):
             with np.load(shard_dir / f"ep_{i:06d}.npz") as z:
-                cols = {k: z[k] for k in SHARD_KEYS}
+                pixels = [k for k in z.files if k.startswith("pixels/")] or ["pixels"]  # camera order as written
+                cols = {k: z[k] for k in (*pixels, *SHARD_KEYS[1:])}
             seed, goal = int(cols.pop("seed")), cols.pop("goal_state")
             writer.append(cols, seed=seed, goal_state=goal)
 
@@ -249,7 +268,7 @@ def collect(cfg: CollectConfig, progress: bool = True) -> Path:
     out = Path(cfg.out)
     if _check_existing_output(cfg, out):
         if progress:
-            print(f"{out}: already holds {cfg.episodes} episodes of this config; nothing to do")
+            log.info("%s: already holds %d episodes of this config; nothing to do", out, cfg.episodes)
         if not cfg.keep_shards:  # a kill between the final rename and the shard folder's removal left it
             _remove_finished_shards(cfg, out)
         return out

@@ -9,9 +9,21 @@ depends on that frame only. This costs tubelet_t times the encoder compute of en
 single observation (a live camera frame, a goal image) maps to the same latent the predictor was trained on:
 the world model encodes with the same function.
 
-The cache is one HDF5 file written by atomic rename. Its ``key`` attribute records the encoder checkpoint's
-SHA-256, the data file's identity (size, mtime and a hash of its episode index and attributes), the pooling
-and the storage dtype; ``ensure_cache`` reuses a cache whose key matches and rebuilds it otherwise.
+Any frozen encoder of the FrameEncoder protocol works (``worldmodel.models.encoders``): the in-house VideoViT
+export, or V-JEPA 2 / DINOv2 from a local weights directory; the encoder is given as a path (in-house) or as an
+``encoder`` config entry.
+
+The cache is one HDF5 file written by atomic rename. Its ``key`` attribute records the encoder's weight
+SHA-256 (the export file's bytes, or a weights directory's config + safetensors files; for a foundation encoder
+also its name and options), the data file's identity (size, mtime and a hash of its episode index and
+attributes), the pooling and the storage dtype; ``ensure_cache`` reuses a cache whose key matches and
+rebuilds it otherwise.
+
+Cameras: ``cameras=None`` encodes the file's default camera only (the key and file are exactly those of a
+single-camera cache). A list of K camera names (``TrajectoryFile.cameras``) encodes each with the same frozen
+encoder and pooling and stores the concatenation per frame: latents (F, K*N_cam, D), camera-major (all tokens of
+the first listed camera, then the second's, ...). The key then records the list (only when it is not just the
+default camera), and so does the default file name.
 """
 
 from __future__ import annotations
@@ -31,22 +43,21 @@ from torch import Tensor
 from worldmodel.data.clips import Split, split_episodes
 from worldmodel.data.reader import TrajectoryFile
 from worldmodel.data.schema import DatasetError
-from worldmodel.models.pooling import encode_frames, num_pooled_tokens, parse_pool, pool_name, pooled_dim
-from worldmodel.models.vit import VideoViT, load_encoder
+from worldmodel.models.encoders.protocol import FrameEncoder
+from worldmodel.models.encoders.registry import (
+    EncoderLike,
+    encoder_spec,
+    file_sha256,  # noqa: F401  (re-exported: its home before the encoder registry)
+    load_frame_encoder,
+    weights_sha256,
+)
+from worldmodel.models.pooling import encode_views, num_pooled_tokens, parse_pool, pool_name, pooled_dim
 
 CACHE_FORMAT = 1
 """Bumped when the cache layout changes; an older cache is rebuilt."""
 
 
 # --------------------------------------------------------------------------------------------- keys
-def file_sha256(path: str | Path, block: int = 1 << 20) -> str:
-    """SHA-256 of a file's bytes (the encoder checkpoint's identity)."""
-    h = hashlib.sha256()
-    with Path(path).open("rb") as f:
-        for chunk in iter(lambda: f.read(block), b""):
-            h.update(chunk)
-    return h.hexdigest()
-
 
 def data_fingerprint(path: str | Path) -> dict[str, Any]:
     """Identity of a trajectory file: size, mtime_ns and a hash of its episode index and attributes."""
@@ -76,22 +87,82 @@ def _meta_dict(tf: TrajectoryFile) -> dict[str, Any]:
     }
 
 
-def cache_key(encoder_path: str | Path, data_path: str | Path, pool: str | int | None, dtype: str) -> dict[str, Any]:
-    """Everything a cache depends on; two caches are interchangeable exactly when their keys are equal."""
-    return {
+def resolve_cameras(tf: TrajectoryFile, cameras: list[str] | tuple[str, ...] | None) -> list[str]:
+    """The cameras to encode, in order: the file's default camera for None, else the listed ones, each checked
+    against the file (DatasetError naming the file's cameras for an unknown one)."""
+    if cameras is None:
+        return [tf.cameras[0]]
+    if isinstance(cameras, str) or len(cameras) == 0:
+        raise DatasetError(
+            tf.path, f"cameras={cameras!r} must be a non-empty list of camera names", f"e.g. {tf.cameras}, or null"
+        )
+    names = [str(c) for c in cameras]
+    if len(set(names)) != len(names):
+        raise DatasetError(tf.path, f"cameras {names} lists a camera twice", "list each camera once")
+    for name in names:
+        tf.pixel_key(name)  # raises naming the file's cameras
+    return names
+
+
+def key_cameras(data_path: str | Path, cameras: list[str] | tuple[str, ...] | None) -> list[str] | None:
+    """The camera list a cache key records: None when it is just the file's default camera (single-camera keys
+    stay exactly as they were), else the checked list."""
+    if cameras is None:
+        return None
+    tf = TrajectoryFile(data_path)
+    try:
+        names = resolve_cameras(tf, cameras)
+        return None if names == [tf.cameras[0]] else names
+    finally:
+        tf.close()
+
+
+def cache_key(
+    encoder: EncoderLike,
+    data_path: str | Path,
+    pool: str | int | None,
+    dtype: str,
+    cameras: list[str] | tuple[str, ...] | None = None,
+) -> dict[str, Any]:
+    """Everything a cache depends on; two caches are interchangeable exactly when their keys are equal.
+
+    `encoder` is an in-house export path or an ``encoder`` config entry. An in-house encoder's key is its file
+    hash alone (as before foundation encoders existed, so older caches stay valid); a foundation encoder's also
+    holds its name and the options that change its tokens (image size, dtype). ``cameras`` enters the key only
+    when it is not the file's default camera alone (see the module docstring).
+    """
+    spec = encoder_spec(encoder)
+    key = {
         "format": CACHE_FORMAT,
-        "encoder_sha256": file_sha256(encoder_path),
+        "encoder_sha256": weights_sha256(spec),
         "data": data_fingerprint(data_path),
         "pool": pool_name(pool),
         "dtype": dtype,
     }
+    if spec.foundation:
+        key["encoder"] = {"name": spec.name, "options": spec.options}
+    cams = key_cameras(data_path, cameras)
+    if cams is not None:
+        key["cameras"] = cams
+    return key
 
 
-def default_cache_path(data_path: str | Path, encoder_path: str | Path, pool: str | int | None) -> Path:
-    """<data dir>/.embed_cache/<data>.<encoder>-<hash>.<pool>.h5; the key, not the name, decides validity."""
-    data_path, encoder_path = Path(data_path), Path(encoder_path)
-    tag = hashlib.sha256(str(encoder_path.resolve()).encode()).hexdigest()[:8]
-    return data_path.parent / ".embed_cache" / f"{data_path.stem}.{encoder_path.stem}-{tag}.{pool_name(pool)}.h5"
+def default_cache_path(
+    data_path: str | Path,
+    encoder: EncoderLike,
+    pool: str | int | None,
+    cameras: list[str] | tuple[str, ...] | None = None,
+) -> Path:
+    """<data dir>/.embed_cache/<data>.<encoder>-<hash>.<pool>[.<cam1>+<cam2>].h5 (cameras named only when not the
+    default); the key, not the name, decides validity."""
+    spec = encoder_spec(encoder)
+    data_path = Path(data_path)
+    ident = str(spec.path.resolve()) + (json.dumps(spec.options, sort_keys=True) if spec.foundation else "")
+    tag = hashlib.sha256(ident.encode()).hexdigest()[:8]
+    stem = f"{spec.name}-{spec.path.name}" if spec.foundation else spec.path.stem
+    cams = key_cameras(data_path, cameras)
+    views = "" if cams is None else "." + "+".join(cams)
+    return data_path.parent / ".embed_cache" / f"{data_path.stem}.{stem}-{tag}.{pool_name(pool)}{views}.h5"
 
 
 def read_cache_key(path: str | Path) -> dict[str, Any] | None:
@@ -127,7 +198,7 @@ class CacheInfo:
 
 def ensure_cache(
     data_path: str | Path,
-    encoder_path: str | Path,
+    encoder: EncoderLike,
     pool: str | int | None,
     device: str | torch.device,
     cache_path: str | Path | None = None,
@@ -135,42 +206,56 @@ def ensure_cache(
     dtype: str = "float32",
     rebuild: bool = False,
     progress: bool = True,
+    cameras: list[str] | tuple[str, ...] | None = None,
 ) -> CacheInfo:
-    """Return a valid embedding cache for (data, encoder, pool), building it (atomically) only when needed."""
+    """Return a valid embedding cache for (data, encoder, pool, cameras), building it (atomically) only when needed.
+
+    `encoder`: an in-house export path (``encoder.pt`` or a save_pretrained dir) or an ``encoder`` config entry
+    (``{name: vjepa2, path: <weights dir>}``); see ``worldmodel.models.encoders.registry``. `cameras`: None for
+    the file's default camera, or a list of its camera names (latents concatenated per frame, in that order).
+    """
     if dtype not in ("float32", "float16"):
         raise ValueError(f"cache dtype {dtype!r} unsupported; use float32 or float16")
-    if not Path(encoder_path).is_file():
-        raise FileNotFoundError(f"encoder checkpoint not found: {encoder_path} (export one with scripts/pretrain.py)")
     parse_pool(pool)
-    path = Path(cache_path) if cache_path else default_cache_path(data_path, encoder_path, pool)
-    key = cache_key(encoder_path, data_path, pool, dtype)
+    path = Path(cache_path) if cache_path else default_cache_path(data_path, encoder, pool, cameras)
+    key = cache_key(encoder, data_path, pool, dtype, cameras)
     old = read_cache_key(path)
     if old == key and not rebuild:
         return CacheInfo(path, False, "unchanged", key)
     reason = "rebuild requested" if old == key else describe_key_change(old, key)
-    encoder = load_encoder(encoder_path, device)
-    build_cache(data_path, encoder, pool, path, key, batch_frames=batch_frames, dtype=dtype, progress=progress)
+    frozen = load_frame_encoder(encoder, device)
+    build_cache(
+        data_path, frozen, pool, path, key, batch_frames=batch_frames, dtype=dtype, progress=progress, cameras=cameras
+    )
     return CacheInfo(path, True, reason, key)
 
 
 def build_cache(
     data_path: str | Path,
-    encoder: VideoViT,
+    encoder: FrameEncoder,
     pool: str | int | None,
     out: str | Path,
     key: dict[str, Any],
     batch_frames: int = 256,
     dtype: str = "float32",
     progress: bool = True,
+    cameras: list[str] | tuple[str, ...] | None = None,
 ) -> Path:
-    """Encode every frame of a trajectory file in batches into a cache file, renamed into place at the end."""
+    """Encode every frame of a trajectory file in batches into a cache file, renamed into place at the end.
+
+    Each listed camera (the default one for None) is encoded and pooled alone; a frame's latents are the
+    concatenation over cameras, (K*N_cam, D)."""
     out = Path(out)
-    out.parent.mkdir(parents=True, exist_ok=True)
     tf = TrajectoryFile(data_path)
     n_frames = tf.num_frames
-    h, w, _ = tf.image_shape
-    device = next(encoder.parameters()).device
-    n_tok = num_pooled_tokens(pool, (h // encoder.cfg.patch, w // encoder.cfg.patch))
+    try:  # an unknown camera, a patch grid that does not fit the frames, a pool grid too large: fail before writing
+        cams = resolve_cameras(tf, cameras)
+        n_tok = sum(num_pooled_tokens(pool, _camera_grid(tf, encoder, c)) for c in cams)
+    except (ValueError, DatasetError):
+        tf.close()
+        raise
+    out.parent.mkdir(parents=True, exist_ok=True)
+    device = next(encoder.parameters()).device  # type: ignore[attr-defined]
     tmp = out.with_name(f".{out.name}.tmp-{os.getpid()}")
     bar = None
     if progress:
@@ -187,8 +272,10 @@ def build_cache(
             )
             for s in range(0, n_frames, batch_frames):
                 e = min(s + batch_frames, n_frames)
-                px = torch.from_numpy(tf.read("pixels", s, e)).to(device).permute(0, 3, 1, 2)  # (b, 3, H, W)
-                lat[s:e] = encode_frames(encoder, px, pool).cpu().numpy().astype(dtype)  # (b, N, D)
+                views = [
+                    torch.from_numpy(tf.read_pixels(s, e, c)).to(device).permute(0, 3, 1, 2) for c in cams
+                ]  # K x (b, 3, H, W)
+                lat[s:e] = encode_views(encoder, views, pool).cpu().numpy().astype(dtype)  # (b, K*N_cam, D)
                 if bar is not None:
                     bar.update(e - s)
             f.create_dataset("actions", data=tf.read("actions", 0, n_frames).astype(np.float32))  # (F, A)
@@ -198,7 +285,7 @@ def build_cache(
             f.attrs["key"] = json.dumps(key, sort_keys=True)
             f.attrs["meta"] = json.dumps(_meta_dict(tf), sort_keys=True)
             f.attrs["data_path"] = str(Path(data_path).resolve())
-            f.attrs["encoder_config"] = json.dumps(encoder.cfg.to_dict(), sort_keys=True)
+            f.attrs["encoder_config"] = json.dumps(encoder.config_dict(), sort_keys=True)
         os.replace(tmp, out)
     except BaseException:
         tmp.unlink(missing_ok=True)
@@ -208,6 +295,12 @@ def build_cache(
             bar.close()
         tf.close()
     return out
+
+
+def _camera_grid(tf: TrajectoryFile, encoder: FrameEncoder, camera: str) -> tuple[int, int]:
+    """The encoder's patch grid (H', W') for one camera's frames of the file."""
+    h, w, _ = tf.column_shape(tf.pixel_key(camera))
+    return encoder.patch_grid(h, w)
 
 
 # --------------------------------------------------------------------------------------------- reading
@@ -255,6 +348,17 @@ class EmbeddingCache:
     def pool(self) -> str:
         """Pooling the cache was built with."""
         return str(self.key["pool"])
+
+    @property
+    def cameras(self) -> list[str] | None:
+        """Cameras encoded, in token order; None for the file's default camera alone."""
+        cams = self.key.get("cameras")
+        return None if cams is None else [str(c) for c in cams]
+
+    @property
+    def num_cameras(self) -> int:
+        """K, camera groups of tokens per frame (1 for the default camera)."""
+        return 1 if self.cameras is None else len(self.cameras)
 
 
 class LatentClipDataset(torch.utils.data.Dataset):

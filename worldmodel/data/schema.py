@@ -14,14 +14,24 @@ from typing import Any
 
 import numpy as np
 
-SCHEMA_VERSION = 1
-"""Bumped on any incompatible change to the layout below."""
+SCHEMA_VERSION = 2
+"""The newest layout this library reads; bumped on any incompatible change to the layout below.
 
-SUPPORTED_VERSIONS = (1,)
+Version 2 stores one pixel column per named camera (``pixels/<camera>``, camera order in the ``cameras``
+attribute); version 1 stores a single ``pixels`` column. The writer keeps writing version 1 for episodes with
+one unnamed ``pixels`` column (the default of collection and the HDF5/npz importers, so their output is
+unchanged) and version 2 for episodes with ``pixels/<camera>`` columns."""
+
+SUPPORTED_VERSIONS = (1, 2)
+
+DEFAULT_CAMERA = "main"
+"""The camera name of a version-1 file's single ``pixels`` column."""
+
+PIXEL_PREFIX = "pixels/"
 
 # Per-frame columns: name -> (dtype, trailing shape description). N = total frames in the file.
 FRAME_COLUMNS: dict[str, str] = {
-    "pixels": "uint8",  # (N, H, W, 3) RGB observation
+    "pixels": "uint8",  # (N, H, W, 3) RGB observation (v2: one such column per camera, pixels/<camera>)
     "actions": "float32",  # (N, A) action applied after observing frame t; zeros on an episode's last frame
     "proprio": "float32",  # (N, P) proprioception
     "state": "float64",  # (N, Ds) full simulator state (env.get_state()), enough to reproduce dynamics
@@ -140,20 +150,47 @@ def _as_str(value: Any) -> str:
     return value.decode() if isinstance(value, bytes) else str(value)
 
 
+def check_camera_name(name: str) -> str:
+    """A camera name usable as an HDF5 dataset name (non-empty, no '/'); ValueError otherwise."""
+    if not isinstance(name, str) or not name or "/" in name or name in (".", ".."):
+        raise ValueError(f"camera name {name!r} must be a non-empty string without '/'")
+    return name
+
+
+def pixel_columns(ep: dict[str, np.ndarray]) -> list[str]:
+    """The pixel column keys of an in-memory episode: ``['pixels']`` (one unnamed camera, schema v1) or
+    ``['pixels/<camera>', ...]`` in camera order (schema v2); ValueError when it mixes both or has none."""
+    named = [k for k in ep if k.startswith(PIXEL_PREFIX)]
+    if "pixels" in ep and named:
+        raise ValueError(f"an episode holds either 'pixels' or 'pixels/<camera>' columns, not both: {named}")
+    if not named and "pixels" not in ep:
+        raise ValueError("missing column(s) ['pixels'] (or 'pixels/<camera>' per camera)")
+    for k in named:
+        check_camera_name(k[len(PIXEL_PREFIX) :])
+    return named or ["pixels"]
+
+
 def validate_episode(ep: dict[str, np.ndarray], where: str = "episode") -> int:
-    """Check one in-memory episode's columns agree in length and dtype; returns its frame count."""
-    missing = [k for k in FRAME_COLUMNS if k not in ep]
+    """Check one in-memory episode's columns agree in length and dtype; returns its frame count.
+
+    Pixels are one ``pixels`` column or one ``pixels/<camera>`` column per camera (see ``pixel_columns``)."""
+    try:
+        pkeys = pixel_columns(ep)
+    except ValueError as exc:
+        raise ValueError(f"{where}: {exc}") from None
+    missing = [k for k in FRAME_COLUMNS if k != "pixels" and k not in ep]
     if missing:
         raise ValueError(f"{where}: missing column(s) {missing}")
-    n = int(ep["pixels"].shape[0])
+    n = int(ep[pkeys[0]].shape[0])
     if n < 2:
         raise ValueError(f"{where}: an episode needs at least 2 frames, got {n}")
-    for key in FRAME_COLUMNS:
+    for key in [*pkeys, *(k for k in FRAME_COLUMNS if k != "pixels")]:
         if ep[key].shape[0] != n:
-            raise ValueError(f"{where}: column {key!r} has {ep[key].shape[0]} rows, pixels has {n}")
-    px = ep["pixels"]
-    if px.dtype != np.uint8 or px.ndim != 4 or px.shape[-1] != 3:
-        raise ValueError(f"{where}: pixels must be uint8 (T, H, W, 3), got {px.dtype} {px.shape}")
+            raise ValueError(f"{where}: column {key!r} has {ep[key].shape[0]} rows, {pkeys[0]} has {n}")
+    for key in pkeys:
+        px = ep[key]
+        if px.dtype != np.uint8 or px.ndim != 4 or px.shape[-1] != 3:
+            raise ValueError(f"{where}: {key} must be uint8 (T, H, W, 3), got {px.dtype} {px.shape}")
     for key in ("actions", "proprio", "state"):
         if ep[key].ndim != 2:
             raise ValueError(f"{where}: {key!r} must be 2-D (T, dim), got shape {ep[key].shape}")

@@ -6,6 +6,7 @@ episode. Collection builds resumability on top of this with per-episode shards (
 
 from __future__ import annotations
 
+import json
 import os
 from pathlib import Path
 from types import TracebackType
@@ -13,7 +14,14 @@ from types import TracebackType
 import h5py
 import numpy as np
 
-from worldmodel.data.schema import EPISODE_COLUMNS, FRAME_COLUMNS, DatasetMeta, validate_episode
+from worldmodel.data.schema import (
+    EPISODE_COLUMNS,
+    FRAME_COLUMNS,
+    PIXEL_PREFIX,
+    DatasetMeta,
+    pixel_columns,
+    validate_episode,
+)
 
 DEFAULT_CHUNK_FRAMES = 8
 """Frames per HDF5 chunk along time: one random clip of 4-16 frames touches 1-3 chunks."""
@@ -23,7 +31,9 @@ class TrajectoryWriter:
     """Append episodes to a new trajectory file; ``close()`` commits it with an atomic rename.
 
     Use as a context manager: on an exception the temporary file is removed and the target is left
-    as it was.
+    as it was. The first episode fixes the pixel layout: one ``pixels`` column writes schema version 1
+    (unchanged from earlier releases), ``pixels/<camera>`` columns write version 2 with the camera order in
+    the ``cameras`` attribute; later episodes must hold the same cameras.
     """
 
     def __init__(
@@ -52,13 +62,22 @@ class TrajectoryWriter:
             self._file.attrs[key] = value
         self.num_frames = 0
         self.num_episodes = 0
+        self.pixel_keys: list[str] = []
 
     def _create(self, ep: dict[str, np.ndarray]) -> None:
-        """Create resizable columns shaped after the first episode."""
+        """Create resizable columns shaped after the first episode, and fix the schema version."""
         assert self._file is not None
-        for key, dtype in FRAME_COLUMNS.items():
+        self.pixel_keys = pixel_columns(ep)
+        if self.pixel_keys == ["pixels"]:
+            self._file.attrs["schema_version"] = 1
+        else:
+            self._file.attrs["schema_version"] = 2
+            self._file.attrs["cameras"] = json.dumps([k[len(PIXEL_PREFIX) :] for k in self.pixel_keys])
+        columns = {k: FRAME_COLUMNS["pixels"] for k in self.pixel_keys}  # pixels first, as in version 1
+        columns.update({k: v for k, v in FRAME_COLUMNS.items() if k != "pixels"})
+        for key, dtype in columns.items():
             tail = ep[key].shape[1:]
-            chunk_rows = self.chunk_frames if key == "pixels" else max(256, self.chunk_frames)
+            chunk_rows = self.chunk_frames if key.startswith("pixels") else max(256, self.chunk_frames)
             self._file.create_dataset(
                 key,
                 shape=(0, *tail),
@@ -81,8 +100,13 @@ class TrajectoryWriter:
         n = validate_episode(ep, where=f"episode {self.num_episodes}")
         if self.num_episodes == 0:
             self._create(ep)
+        elif pixel_columns(ep) != self.pixel_keys:
+            raise ValueError(
+                f"episode {self.num_episodes}: pixel columns {pixel_columns(ep)} differ from the first episode's "
+                f"{self.pixel_keys}"
+            )
         f = self._file
-        for key in FRAME_COLUMNS:
+        for key in [*self.pixel_keys, *(k for k in FRAME_COLUMNS if k != "pixels")]:
             d = f[key]
             if d.shape[1:] != ep[key].shape[1:]:
                 raise ValueError(

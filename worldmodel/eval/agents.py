@@ -18,7 +18,10 @@ from torch import Tensor
 
 from planners.base import Planner
 from planners.mpc import RecedingHorizonController
+from worldmodel.config.agent import AgentConfig
+from worldmodel.config.eval import OracleConfig
 from worldmodel.eval.episodes import EnvBatch
+from worldmodel.eval.views import check_env_cameras, current_views, goal_views
 from worldmodel.planning import (
     LatentDynamics,
     LatentTargets,
@@ -96,6 +99,14 @@ ORACLE_FIX = (
 )
 
 
+def _lookahead(graph: Any, lookahead: float | None, planner: Planner, frameskip: int) -> float:
+    """Env steps from the current node to the subgoal: ``lookahead``, else the plan's reach (horizon x frameskip);
+    unused (0) without a graph."""
+    if lookahead is not None:
+        return float(lookahead)
+    return float(planner.horizon * frameskip) if graph is not None else 0.0
+
+
 class LatentPlanningAgent:
     """Receding-horizon planning through a world model toward the goal image (or a subgoal toward it).
 
@@ -103,12 +114,12 @@ class LatentPlanningAgent:
         world_model: ``WorldModel`` (encode, rollout, frameskip).
         planner: any planner; one planner step is ``frameskip`` env steps.
         objective: the cost of an imagined rollout against the target (worldmodel/planning).
-        execute_steps: planner steps executed before replanning.
+        execute_steps: planner steps executed before replanning (default: ``AgentConfig``'s).
         context_frames: observed frames (with their proprio and actions) the predictor sees as history.
         proprio_readout: latents (..., N, D) -> normalised proprio (..., P); needed when the objective has a
             ProprioDistance term (the goal's proprio is read out of the goal image, never given).
         subgoal_graph: optional waypoint graph over dataset latents; each plan aims ``subgoal_lookahead`` env
-            steps along its shortest path to the goal.
+            steps along its shortest path to the goal (None: the planner's reach, horizon x frameskip).
     """
 
     name = "world_model"
@@ -118,32 +129,49 @@ class LatentPlanningAgent:
         world_model: Any,
         planner: Planner,
         objective: Objective,
-        execute_steps: int = 1,
-        context_frames: int = 1,
+        execute_steps: int = AgentConfig.execute_steps,
+        context_frames: int = AgentConfig.context_frames,
         proprio_readout: Callable[[Tensor], Tensor] | None = None,
         subgoal_graph: Any = None,
-        subgoal_lookahead: float = 5.0,
+        subgoal_lookahead: float | None = None,
     ) -> None:
         if objective.needs(ProprioDistance) and proprio_readout is None:
             raise ValueError("an objective with a proprio term needs a proprio readout of the goal latents")
         self.wm, self.planner, self.objective = world_model, planner, objective
         self.readout = proprio_readout if objective.needs(ProprioDistance) else None
-        self.graph, self.lookahead = subgoal_graph, float(subgoal_lookahead)
+        self.graph, self.lookahead = subgoal_graph, _lookahead(subgoal_graph, subgoal_lookahead, planner,
+                                                               world_model.frameskip)
         self.execute_steps, self.context_frames = int(execute_steps), max(1, int(context_frames))
         self.controller: RecedingHorizonController | None = None
         self.targets: LatentTargets | None = None
         self.history: dict[str, list[Tensor]] = {"latents": [], "proprio": [], "actions": []}  # each (B, ...)
 
-    def _encode(self, pixels: np.ndarray, proprio: np.ndarray | None) -> dict[str, Tensor | None]:
-        px = torch.from_numpy(np.ascontiguousarray(pixels)).permute(0, 3, 1, 2)  # (B, 3, H, W)
+    def _encode(
+        self, pixels: np.ndarray | dict[str, np.ndarray], proprio: np.ndarray | None
+    ) -> dict[str, Tensor | None]:
+        """Encode (B, H, W, 3) frames, or {camera: (B, H, W, 3)} for a multi-camera world model."""
+
+        def chw(x: np.ndarray) -> Tensor:
+            return torch.from_numpy(np.ascontiguousarray(x)).permute(0, 3, 1, 2)  # (B, 3, H, W)
+
+        px = {c: chw(v) for c, v in pixels.items()} if isinstance(pixels, dict) else chw(pixels)
         pr = None if proprio is None else torch.from_numpy(np.asarray(proprio, dtype=np.float32))
         return self.wm.encode(px, pr)
+
+    def _observed(self, batch: EnvBatch, goal: bool) -> np.ndarray | dict[str, np.ndarray]:
+        """The current (or goal) frames the world model reads: the main camera's, or each of its cameras'."""
+        cams = getattr(self.wm, "cameras", None)
+        if cams is None:
+            return batch.goal_pixels() if goal else batch.pixels
+        return goal_views(batch, cams) if goal else current_views(batch, cams)
 
     def reset(self, batch: EnvBatch, seed: int) -> None:
         """Encode the goal images (pixels only), re-seed the planner, forget the warm start and the context."""
         self.planner.reseed(seed)
         self.controller = RecedingHorizonController(self.planner, batch.num_envs, self.execute_steps)
-        goal = self._encode(batch.goal_pixels(), None)["latents"]  # (B, N, D)
+        if getattr(self.wm, "cameras", None) is not None:
+            check_env_cameras(batch.base[0], self.wm.cameras)
+        goal = self._encode(self._observed(batch, goal=True), None)["latents"]  # (B, N, D)
         self.targets = LatentTargets(goal, self.readout, self.graph, self.lookahead)
         self.history = {"latents": [], "proprio": [], "actions": []}
 
@@ -164,7 +192,7 @@ class LatentPlanningAgent:
     def act(self, batch: EnvBatch) -> np.ndarray:
         """Plan for all envs in one batched call; (B, k * frameskip, A_env) env actions."""
         assert self.controller is not None and self.targets is not None, "call reset() first"
-        obs = self._encode(batch.pixels, batch.proprio)
+        obs = self._encode(self._observed(batch, goal=False), batch.proprio)
         dynamics = self._dynamics(obs)
         target = self.targets(obs["latents"])  # type: ignore[arg-type]
         plan = self.controller.act(cost_function(dynamics, self.objective, target))  # (B, k, A)
@@ -188,16 +216,17 @@ class OracleAgent:
     def __init__(
         self,
         planner: Planner,
-        execute_steps: int = 1,
-        cost_steps: str = "all",
+        execute_steps: int = AgentConfig.execute_steps,
+        cost_steps: str = OracleConfig.cost_steps,
         subgoal_graph: Any = None,
         subgoal_states: np.ndarray | None = None,
-        subgoal_lookahead: float = 5.0,
+        subgoal_lookahead: float | None = None,
     ) -> None:
         if (subgoal_graph is None) != (subgoal_states is None):
             raise ValueError("OracleAgent needs both subgoal_graph and subgoal_states, or neither")
         self.planner, self.execute_steps, self.cost_steps = planner, int(execute_steps), cost_steps
-        self.graph, self.graph_states, self.lookahead = subgoal_graph, subgoal_states, float(subgoal_lookahead)
+        lookahead = _lookahead(subgoal_graph, subgoal_lookahead, planner, 1)  # the oracle plans in env steps
+        self.graph, self.graph_states, self.lookahead = subgoal_graph, subgoal_states, lookahead
         self.controller: RecedingHorizonController | None = None
         self.objective: Objective | None = None
         self.targets: StateTargets | None = None

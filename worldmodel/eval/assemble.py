@@ -11,9 +11,13 @@ import numpy as np
 import torch
 from torch import Tensor
 
+from worldmodel.config.agent import AgentConfig
+from worldmodel.config.eval import OracleConfig
+from worldmodel.config.evaluate import EvaluateConfig, typed
 from worldmodel.eval.agents import LatentPlanningAgent, OracleAgent
 from worldmodel.eval.readouts import fit_latent_readout, fit_proprio_readout
 from worldmodel.eval.subgoals import SubgoalConfig, WaypointGraph, load_graph_frames
+from worldmodel.eval.views import model_pixels
 from worldmodel.planning import ObjectiveConfig, build_objective, refuse_moved_agent_keys
 from worldmodel.planning.horizon import check_world_model_horizon
 
@@ -89,11 +93,13 @@ def graph_data(sub: SubgoalConfig, wm: Any = None) -> str:
 
 
 def latent_graph(wm: Any, sub: SubgoalConfig) -> WaypointGraph | None:
-    """A WaypointGraph over the world model's latents of dataset frames (None when subgoals are off)."""
+    """A WaypointGraph over the world model's latents of dataset frames (None when subgoals are off); a
+    multi-camera model encodes each frame through all of its cameras."""
     if not sub.enabled:
         return None
-    frames = load_graph_frames(graph_data(sub, wm), sub.frames)
-    lat = wm.encode(frames["pixels"])["latents"].flatten(1)  # (M, N*D)
+    data = graph_data(sub, wm)
+    frames = load_graph_frames(data, sub.frames)
+    lat = wm.encode(model_pixels(wm, data, frames))["latents"].flatten(1)  # (M, N*D), every camera of the model
     return WaypointGraph(lat, frames["episodes"], frames["times"], "l1", sub.neighbors, sub.link_quantile)
 
 
@@ -160,22 +166,19 @@ def world_model_agent(
     wm: Any, cfg: Mapping[str, Any], env_id: str, env_kwargs: dict[str, Any], device: torch.device
 ) -> LatentPlanningAgent:
     """The world-model agent for the evaluate config ``cfg`` (planner, objective, agent, goals)."""
-    agent_cfg, planner_cfg = cfg.get("agent") or {}, cfg["planner"]
+    agent, planner_cfg = typed(AgentConfig, cfg.get("agent")), cfg["planner"]
     check_world_model_horizon(  # refuses a plan past the predictor's trained reach unless allow_long_horizon
-        wm,
-        int(planner_cfg["horizon"]),
-        int(agent_cfg.get("context_frames", 1)),
-        bool(agent_cfg.get("allow_long_horizon", False)),
+        wm, int(planner_cfg["horizon"]), agent.context_frames, agent.allow_long_horizon
     )
     obj_cfg = ObjectiveConfig.from_dict(cfg.get("objective"))
-    sub = subgoal_config(agent_cfg.get("subgoals"))
+    sub = agent.subgoals  # SubgoalConfig is the schema's SubgoalsConfig
     probe = probe_readout(wm, obj_cfg, env_id, env_kwargs, cfg.get("goals") or {})
     return LatentPlanningAgent(
         wm,
-        build_planner(planner_cfg, wm.action_low, wm.action_high, device, int(cfg.get("seed", 0))),
+        build_planner(planner_cfg, wm.action_low, wm.action_high, device, seed_of(cfg)),
         build_objective(obj_cfg, probe),
-        execute_steps=int(agent_cfg.get("execute_steps", 1)),
-        context_frames=int(agent_cfg.get("context_frames", 1)),
+        execute_steps=agent.execute_steps,
+        context_frames=agent.context_frames,
         proprio_readout=proprio_readout(wm, obj_cfg),
         subgoal_graph=latent_graph(wm, sub),
         subgoal_lookahead=lookahead(sub, int(planner_cfg["horizon"]), wm.frameskip),
@@ -188,10 +191,8 @@ def oracle_frameskip(cfg: Mapping[str, Any], frameskips: Mapping[str, int]) -> i
     The oracle plans ``planner.horizon x frameskip`` env steps, the same reach as the world models. It is a
     function of the settings alone, never of which world model happened to be loaded last.
     """
-    explicit = (cfg.get("oracle") or {}).get("frameskip")
+    explicit = typed(OracleConfig, cfg.get("oracle")).frameskip  # >= 1, checked by the schema
     if explicit is not None:
-        if int(explicit) < 1:
-            raise ValueError(f"oracle.frameskip={explicit} must be >= 1")
         return int(explicit)
     distinct = sorted(set(frameskips.values()))
     if len(distinct) > 1:
@@ -206,22 +207,29 @@ def oracle_agent(
     cfg: Mapping[str, Any], low: Tensor, high: Tensor, frameskip: int, graph_default: str | None
 ) -> OracleAgent:
     """The simulator-ceiling agent: the same planner, horizon and subgoals in env steps."""
-    agent_cfg, planner_cfg, ocfg = cfg.get("agent") or {}, cfg["planner"], cfg.get("oracle") or {}
+    agent, ocfg = typed(AgentConfig, cfg.get("agent")), typed(OracleConfig, cfg.get("oracle"))
+    planner_cfg = cfg["planner"]
     env_id, env_kwargs = cfg["env"]["id"], env_kwargs_of(cfg)
     over: dict[str, Any] = {"horizon": int(planner_cfg["horizon"]) * frameskip}
-    if ocfg.get("num_samples"):
-        over["num_samples"] = int(ocfg["num_samples"])
-    planner = build_planner(planner_cfg, low, high, torch.device("cpu"), int(cfg.get("seed", 0)), **over)
-    sub = subgoal_config(agent_cfg.get("subgoals"))
+    if ocfg.num_samples:
+        over["num_samples"] = int(ocfg.num_samples)
+    planner = build_planner(planner_cfg, low, high, torch.device("cpu"), seed_of(cfg), **over)
+    sub = agent.subgoals  # SubgoalConfig is the schema's SubgoalsConfig
     graph, graph_states = state_graph(sub, env_id, env_kwargs, sub.data or graph_default)
     return OracleAgent(
         planner,
-        execute_steps=int(agent_cfg.get("execute_steps", 1)) * frameskip,
-        cost_steps=ocfg.get("cost_steps", "all"),
+        execute_steps=agent.execute_steps * frameskip,
+        cost_steps=ocfg.cost_steps,
         subgoal_graph=graph,
         subgoal_states=graph_states,
         subgoal_lookahead=lookahead(sub, int(planner_cfg["horizon"]), frameskip),
     )
+
+
+def seed_of(cfg: Mapping[str, Any]) -> int:
+    """The planners' seed of an evaluate config (a partial one gets the schema's one default)."""
+    seed = cfg["seed"] if "seed" in cfg else EvaluateConfig.seed
+    return int(seed or 0)
 
 
 def env_kwargs_of(cfg: Mapping[str, Any]) -> dict[str, Any]:

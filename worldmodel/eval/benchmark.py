@@ -34,7 +34,7 @@ CONFIGS = Path(__file__).resolve().parents[2] / "configs"
 BASELINES = ("random", "oracle", "expert")  # expert: the env's user-supplied policy, the ceiling without a simulator
 VARIANT_KEYS = ("objective", "agent", "planner")
 BENCHMARK_KEYS = ("world_models", "data", "seeds", "episodes", "offset", "max_steps", "methods", "variants",
-                  "out_root", "out_dir", "hydra")
+                  "out_root", "out_dir", "hydra", "logger")
 RUN_RECORD = "benchmark_run.json"
 _NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]*$")
 
@@ -97,6 +97,9 @@ def _check_settings(cfg: Mapping[str, Any]) -> None:
         raise ValueError("goals.* are set by the benchmark (held-out dataset frames): use data=<h5> and offset=<steps>")
     if (cfg.get("eval") or {}).get("max_steps") is not None:
         raise ValueError("eval.max_steps is set by the benchmark: use max_steps=<env steps>")
+    from worldmodel.eval.loggers import check_logger
+
+    check_logger(cfg.get("logger", "auto"))
     shard = cfg.get("shard") or {}
     if shard.get("count") not in (None, 1) or shard.get("index") not in (None, 0):
         raise ValueError("the benchmark runs unsharded; leave shard.index/shard.count unset")
@@ -376,6 +379,42 @@ def format_markdown(result: Mapping[str, Any]) -> str:
     return "\n".join(lines)
 
 
+def paired_tests(result: Mapping[str, Any]) -> list[dict[str, Any]]:
+    """Exact McNemar tests on the shared episodes (pooled over seeds): in each variant's column every world model
+    against the others and the baselines, and each world model's variants against each other. Each test is a
+    ``Paired`` dict with the ``group`` it belongs to."""
+    from worldmodel.eval.paired import compare_methods, default_pairs, read_episode_records
+
+    cells: dict[tuple[str, str | None], list[dict[str, Any]]] = {}  # (row, variant or None) -> episode records
+    for run in result["runs"]:
+        for method, recs in read_episode_records(run["out_dir"]).items():
+            cells.setdefault((method, run["variant"]), []).extend(recs)
+    tests = []
+    for v in result["variants"]:
+        column = {row: cells.get((row, v if row in result["world_models"] else None), []) for row in result["table"]}
+        group = f"variant `{v}`"
+        tests += [{"group": group, **t.as_dict()} for t in compare_methods(column, default_pairs(list(column)))]
+    for wm in result["world_models"]:
+        by_variant = {v: cells.get((wm, v), []) for v in result["variants"]}
+        tests += [{"group": f"`{wm}` across variants", **t.as_dict()} for t in compare_methods(by_variant)]
+    return tests
+
+
+def _paired_markdown(tests: list[dict[str, Any]]) -> list[str]:
+    """The paired tests as a markdown section, one table per group (empty without any test)."""
+    from worldmodel.eval.paired import Paired, format_markdown
+
+    if not tests:
+        return []
+    lines = ["", "## Paired comparison (same episodes, pooled over seeds)"]
+    groups = list(dict.fromkeys(t["group"] for t in tests))
+    for g in groups:
+        rows = [Paired(**{k: v for k, v in t.items() if k != "group"}) for t in tests if t["group"] == g]
+        table = format_markdown(rows, METHOD_LABELS)
+        lines += ["", f"**{g}**", "", *table[:-2]]
+    return [*lines, "", table[-1]]  # the explanation once, after the last table
+
+
 def write_csv(path: Path, result: Mapping[str, Any]) -> None:
     """The table as CSV (atomically): one line per row, per variant pooled success, CI, episodes, seeds, latency."""
     cols = ["method", "kind"]
@@ -397,6 +436,28 @@ def write_csv(path: Path, result: Mapping[str, Any]) -> None:
     os.replace(tmp, path)
 
 
+def _links(result: Mapping[str, Any]) -> list[str]:
+    """Markdown: the command (from Hydra's record) and a link to each run's own report (plots, videos)."""
+    from worldmodel.eval.report import eval_command
+
+    out = Path(str(result["out_dir"]))
+    cmd = eval_command(out, "scripts/benchmark.py")
+    lines = ["", "## Runs", "", "Each run's own report has its plots, videos and per-method paired tests.", ""]
+    for r in result["runs"]:
+        folder = Path(r["out_dir"])
+        target = folder / "report.html" if (folder / "report.html").exists() else folder / "summary.json"
+        lines.append(f"- [{r['name']}]({os.path.relpath(target, out)})")
+    if cmd:
+        lines += ["", "## Command", "", "```", cmd, "```"]
+    return lines
+
+
+def _write_html(markdown: str, path: Path) -> None:
+    from worldmodel.eval.report_html import write_html
+
+    write_html(markdown, path)
+
+
 def run_benchmark(cfg: Mapping[str, Any], progress: bool = True, log: Callable[[str], Any] = print) -> dict[str, Any]:
     """Check, run (or reuse) every run, write benchmark.md/.csv/.json into ``out_dir``; returns the result dict."""
     t0 = time.perf_counter()
@@ -415,14 +476,20 @@ def run_benchmark(cfg: Mapping[str, Any], progress: bool = True, log: Callable[[
         "episodes": int(cfg["episodes"]), "seeds": plan.seeds, "world_models": plan.world_models,
         "methods": plan.methods, "variants": plan.variants, "table": build_table(plan, summaries), "runs": runs,
         "reused_runs": sum(r["reused"] for r in runs), "run_seconds": sum(r["seconds"] for r in runs),
+        "out_dir": str(plan.out_dir),
     }
     result["wall_s"] = time.perf_counter() - t0
     out = plan.out_dir
     out.mkdir(parents=True, exist_ok=True)
-    result["markdown"] = format_markdown(result)
+    result["paired"] = paired_tests(result)
+    result["markdown"] = "\n".join([format_markdown(result), *_paired_markdown(result["paired"]), *_links(result)])
     (tmp := out / f".benchmark.md.{os.getpid()}").write_text(result["markdown"] + "\n")
     os.replace(tmp, out / "benchmark.md")
+    _write_html(result["markdown"], out / "benchmark.html")
     write_csv(out / "benchmark.csv", result)
     write_json(out / "benchmark.json", result)
-    result["files"] = {k: out / f"benchmark.{k}" for k in ("md", "csv", "json")}
+    from worldmodel.eval.loggers import log_benchmark
+
+    log_benchmark(out, result, cfg.get("logger", "auto"), log)
+    result["files"] = {k: out / f"benchmark.{k}" for k in ("md", "html", "csv", "json")}
     return result

@@ -23,6 +23,7 @@ from typing import Any
 
 import numpy as np
 
+from worldmodel.config.eval import EvalConfig
 from worldmodel.eval.agents import Agent
 from worldmodel.eval.episodes import EnvBatch, EpisodeSpec
 
@@ -67,18 +68,8 @@ def shard_episodes(num_episodes: int, num_envs: int, shard: Shard | None) -> lis
     return [p for _, pos in shard_waves(num_episodes, num_envs, shard) for p in pos]
 
 
-@dataclass(frozen=True)
-class EvalSettings:
-    """How episodes are run; part of every results file's header."""
-
-    max_steps: int = 50
-    """Env-step budget per episode."""
-    num_envs: int = 8
-    """Environments run (and planned for) together."""
-    stop_on_success: bool = False
-    """End an episode at its first success (then `success` equals `reached`)."""
-    video_episodes: int = 8
-    """Episodes of the first wave recorded into the mp4 grid."""
+EvalSettings = EvalConfig
+"""How episodes are run (``eval.*``; worldmodel/config/eval.py); part of every results file's header."""
 
 
 def wilson_interval(successes: int, n: int, z: float = 1.96) -> tuple[float, float]:

@@ -69,6 +69,10 @@ def dataset_episode_specs(
     return specs
 
 
+VIEW_PREFIX = "pixels/"
+"""Observation keys of an env's extra cameras (``pixels/<camera>``, envs/base.py); ``pixels`` is its main camera."""
+
+
 class EnvBatch:
     """B environments of one task stepped in lock-step; episodes that finished keep their last frame.
 
@@ -100,6 +104,7 @@ class EnvBatch:
         self.active = np.zeros(num_envs, dtype=bool)
         self.pixels: np.ndarray | None = None  # (B, H, W, 3)
         self.proprio: np.ndarray | None = None  # (B, P)
+        self.views: dict[str, np.ndarray] = {}  # extra camera -> (B, H, W, 3), from the envs' pixels/<camera>
         self.info: list[dict[str, Any]] = []
 
     def _check_contract(self) -> None:
@@ -128,9 +133,18 @@ class EnvBatch:
         self._store(obs, infos)
 
     def _store(self, obs: list[dict[str, np.ndarray]], infos: list[dict[str, Any]]) -> None:
+        """Keep the observations as batches: the main camera, proprio, and every extra camera the envs render."""
         self.pixels = np.stack([o["pixels"] for o in obs])  # (B, H, W, 3)
         self.proprio = np.stack([o["proprio"] for o in obs])  # (B, P)
+        extra = [k for k in obs[0] if k.startswith(VIEW_PREFIX)]
+        self.views = {k[len(VIEW_PREFIX) :]: np.stack([o[k] for o in obs]) for k in extra}  # each (B, H, W, 3)
         self.info = infos
+
+    def _last_obs(self, b: int) -> dict[str, np.ndarray]:
+        """Env b's last observation (every camera), for an env whose episode has finished."""
+        assert self.pixels is not None and self.proprio is not None, "reset the batch first"
+        views = {VIEW_PREFIX + c: v[b] for c, v in self.views.items()}
+        return {"pixels": self.pixels[b], "proprio": self.proprio[b], **views}
 
     def step(self, actions: np.ndarray) -> None:
         """Apply actions (B, A) to the active envs; inactive ones repeat their last observation."""
@@ -139,7 +153,7 @@ class EnvBatch:
             if self.active[b]:
                 o, _, _, _, info = env.step(actions[b])
             else:
-                o, info = {"pixels": self.pixels[b], "proprio": self.proprio[b]}, self.info[b]
+                o, info = self._last_obs(b), self.info[b]
             obs.append(o)
             infos.append(info)
         self._store(obs, infos)

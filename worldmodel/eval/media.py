@@ -26,8 +26,20 @@ def write_video_grid(
         grid[:, y : y + h, x : x + w] = arr[:, i]
     if scale > 1:
         grid = grid.repeat(scale, axis=1).repeat(scale, axis=2)
+    # H.264 in yuv420p (what browsers decode) needs even sizes: pad an odd one with a white line.
+    grid = np.pad(grid, ((0, 0), (0, grid.shape[1] % 2), (0, grid.shape[2] % 2), (0, 0)), constant_values=255)
     path = Path(path)
-    imageio.mimwrite(path, list(grid), fps=fps, macro_block_size=1)
+    # moov atom first, so that a browser starts playing before the whole file has arrived (report.html shows these
+    # inline).
+    imageio.mimwrite(
+        path,
+        list(grid),
+        fps=fps,
+        macro_block_size=1,
+        codec="libx264",
+        pixelformat="yuv420p",
+        output_params=["-movflags", "+faststart"],
+    )
     return path
 
 

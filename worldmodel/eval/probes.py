@@ -1,4 +1,7 @@
-"""Representation diagnostics: collapse stats, ridge probes to task coords, latent-vs-true distance ranks."""
+"""Representation diagnostics: collapse stats, ridge probes to task coords, latent-vs-true distance ranks.
+
+Any frozen ``FrameEncoder`` works (the in-house VideoViT, V-JEPA 2, DINOv2: ``worldmodel.models.encoders``):
+frames are embedded alone with ``embed_image`` and pooled on the encoder's own patch grid."""
 
 from __future__ import annotations
 
@@ -11,9 +14,9 @@ import numpy as np
 import torch
 from torch import Tensor
 
+from worldmodel.models.encoders.protocol import FrameEncoder
 from worldmodel.models.pooling import pool_tokens
 from worldmodel.models.stats import collapse_stats
-from worldmodel.models.vit import VideoViT
 
 
 def ridge_fit(x: Tensor, y: Tensor, lam: float) -> tuple[Tensor, Tensor, Tensor, Tensor]:
@@ -228,19 +231,28 @@ def coord_pair_distances(coords: Tensor, num_anchors: int = 200, seed: int = 0) 
 
 @torch.no_grad()
 def encode_frames(
-    encoder: VideoViT,
+    encoder: FrameEncoder,
     frames: Tensor,
     grids: Sequence[tuple[int, int] | None] = ((2, 2), (4, 4)),
     batch_size: int = 128,
     device: str | torch.device = "cpu",
+    progress: bool = False,
+    desc: str = "encode frames",
 ) -> dict[str, Tensor]:
-    """Embed single frames (M, 3, H, W) uint8 and pool: {"2x2": (M, 4*D), "mean": (M, D), ...} on CPU."""
+    """Embed single frames (M, 3, H, W) uint8 and pool: {"2x2": (M, 4*D), "mean": (M, D), ...} on CPU.
+
+    ``progress`` shows a tqdm bar over the frames (labelled ``desc``)."""
+    from tqdm import tqdm
+
     out: dict[str, list[Tensor]] = {grid_name(gr): [] for gr in grids}
-    encoder.eval()
-    for chunk in frames.split(batch_size):
-        tok = encoder.embed_image(chunk.to(device))  # (b, N, D)
-        for gr in grids:
-            out[grid_name(gr)].append(pool_tokens(tok, gr).flatten(1).float().cpu())  # (b, g*g*D)
+    encoder.eval()  # type: ignore[attr-defined]
+    hw = encoder.patch_grid(int(frames.shape[-2]), int(frames.shape[-1]))  # (H', W') of the encoder's tokens
+    with tqdm(total=frames.shape[0], desc=desc, unit="frame", disable=not progress, dynamic_ncols=True) as bar:
+        for chunk in frames.split(batch_size):
+            tok = encoder.embed_image(chunk.to(device))  # (b, N, D)
+            for gr in grids:
+                out[grid_name(gr)].append(pool_tokens(tok, gr, hw).flatten(1).float().cpu())  # (b, g*g*D)
+            bar.update(chunk.shape[0])
     return {k: torch.cat(v) for k, v in out.items()}
 
 
@@ -250,7 +262,7 @@ def grid_name(grid: tuple[int, int] | None) -> str:
 
 
 def probe_encoder(
-    encoder: VideoViT,
+    encoder: FrameEncoder,
     train_frames: Tensor,
     train_coords: Tensor,
     test_frames: Tensor,
@@ -262,17 +274,22 @@ def probe_encoder(
     train_groups: Tensor | None = None,
     test_pairs: tuple[Tensor, Tensor, Tensor] | None = None,
     device: str | torch.device = "cpu",
+    progress: bool = False,
+    label: str = "encoder",
 ) -> dict[str, Any]:
     """All probes for one encoder: per pooling grid, linear probe + distance ranks on test; collapse stats.
 
     `test_pairs` = (i, j, true task distance) over test frames (e.g. from env_pair_distances); without it the
-    true distance is Euclidean over `distance_dims` of the test coords.
+    true distance is Euclidean over `distance_dims` of the test coords. ``progress`` shows tqdm bars (encoding the
+    train and test frames, then one step per pooling grid), labelled ``label``.
     """
-    e_tr = encode_frames(encoder, train_frames, grids, device=device)
-    e_te = encode_frames(encoder, test_frames, grids, device=device)
+    from tqdm import tqdm
+
+    e_tr = encode_frames(encoder, train_frames, grids, device=device, progress=progress, desc=f"{label}: train frames")
+    e_te = encode_frames(encoder, test_frames, grids, device=device, progress=progress, desc=f"{label}: test frames")
     dims = list(distance_dims) if distance_dims is not None else list(range(test_coords.shape[1]))
     result: dict[str, Any] = {}
-    for key in e_tr:
+    for key in tqdm(list(e_tr), desc=f"{label}: probes", unit="grid", disable=not progress, dynamic_ncols=True):
         d = e_te[key].shape[1]
         result[key] = {
             "linear": linear_probe(
@@ -297,7 +314,7 @@ def probe_encoder(
             )
     with torch.no_grad():
         tok = encoder.embed_image(test_frames[: min(256, test_frames.shape[0])].to(device))  # (m, N, D)
-    result["collapse"] = collapse_stats(tok.cpu(), g=torch.Generator().manual_seed(0))
+    result["collapse"] = collapse_stats(tok.float().cpu(), g=torch.Generator().manual_seed(0))
     return result
 
 
@@ -468,6 +485,37 @@ def constant_coords(coords: Tensor, names: Sequence[str]) -> list[str]:
     return [n for n, s in zip(names, spread.tolist()) if not s > 0]
 
 
-def compare_encoders(encoders: Mapping[str, VideoViT], **probe_kwargs: Any) -> dict[str, dict[str, Any]]:
+def compare_encoders(encoders: Mapping[str, FrameEncoder], **probe_kwargs: Any) -> dict[str, dict[str, Any]]:
     """Run probe_encoder for each named encoder (e.g. pretrained vs random-init) with the same data."""
-    return {name: probe_encoder(enc, **probe_kwargs) for name, enc in encoders.items()}
+    return {name: probe_encoder(enc, **probe_kwargs, label=name) for name, enc in encoders.items()}
+
+
+def random_init_like(encoder: FrameEncoder, seed: int = 0) -> FrameEncoder:
+    """The same encoder architecture with fresh random weights (frozen, eval mode, on the encoder's device): the
+    baseline a pretrained encoder's probes are compared with. A VideoViT is rebuilt from its config; any other
+    module (e.g. a foundation encoder) is copied and every sub-module's ``reset_parameters`` re-run, with the
+    parameters no such module owns (position embeddings, class/register tokens) redrawn from N(0, 0.02^2)."""
+    import copy
+
+    from torch import nn
+
+    from worldmodel.models.vit import VideoViT
+
+    if not isinstance(encoder, nn.Module):
+        raise TypeError(f"a random-init baseline needs an nn.Module encoder, got {type(encoder).__name__}")
+    device = next(encoder.parameters()).device
+    torch.manual_seed(seed)
+    if isinstance(encoder, VideoViT):
+        fresh: nn.Module = VideoViT(encoder.cfg)
+    else:
+        fresh = copy.deepcopy(encoder)
+        owned: set[int] = set()
+        for mod in fresh.modules():
+            if hasattr(mod, "reset_parameters"):
+                mod.reset_parameters()  # type: ignore[operator]
+                owned.update(id(p) for p in mod.parameters(recurse=False))
+        with torch.no_grad():
+            for p in fresh.parameters():
+                if id(p) not in owned:
+                    p.normal_(0.0, 0.02)
+    return fresh.to(device).eval().requires_grad_(False)  # type: ignore[return-value]

@@ -3,6 +3,7 @@
 ``fit_proprio_readout`` maps latents to the robot's normalised proprio (the target of the objective's proprio
 term: the goal's proprio is read out of the goal image, never given); ``fit_latent_readout`` maps latents to the
 env's task coordinates (the objective's diagnostic probe term). Both return latents (..., N, D) -> (..., K).
+A multi-camera world model (``wm.cameras``) encodes each training frame through every one of its cameras.
 """
 
 from __future__ import annotations
@@ -10,6 +11,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any
 
+import numpy as np
 import torch
 from torch import Tensor
 
@@ -40,14 +42,36 @@ def knn_readout(lat: Tensor, target: Tensor, k: int) -> Callable[[Tensor], Tenso
     return readout
 
 
+def readout_frames(wm: Any, data_path: str, max_frames: int, seed: int = 0) -> dict[str, Any]:
+    """Training-split frames of ``data_path`` to fit a readout on: ``pixels`` as ``wm.encode`` takes them ((M, 3,
+    H, W) uint8 of the default camera, or {camera: (M, 3, H, W)} for each of ``wm.cameras``), ``states`` (M, Ds)
+    and ``proprio`` (M, P). The frames are those ``load_probe_frames`` picks (frame 0 of 2-frame clips, the same
+    seeded subset), read through the model's cameras."""
+    from worldmodel.data import ClipDataset
+    from worldmodel.eval.probes import load_probe_frames
+
+    cams = getattr(wm, "cameras", None)
+    if cams is None:
+        return load_probe_frames(data_path, "train", max_frames, seed)
+    ds = ClipDataset(data_path, clip_len=2, split="train", val_fraction=0.1, seed=0, cameras=cams, in_memory=True)
+    idx = np.arange(len(ds))
+    if len(idx) > max_frames:  # the subset load_probe_frames draws
+        idx = np.sort(np.random.default_rng(seed).choice(len(idx), max_frames, replace=False))
+    items = [ds[int(k)] for k in idx]
+    views = torch.stack([it["views"][:, 0] for it in items])  # (M, K, 3, H, W)
+    return {
+        "pixels": {c: views[:, i] for i, c in enumerate(cams)},
+        "states": torch.stack([it["state"][0] for it in items]),  # (M, Ds)
+        "proprio": torch.stack([it["proprio"][0] for it in items]),  # (M, P)
+    }
+
+
 def fit_latent_readout(
     wm: Any, env: Any, data_path: str, max_frames: int = 3000, lam: float = 1.0
 ) -> Callable[[Tensor], Tensor]:
     """Ridge readout from the world model's normalised latents to the env's task coords, fitted on frames of
     the training split of ``data_path``: returns latents (..., N, D) -> coords (..., K)."""
-    from worldmodel.eval.probes import load_probe_frames
-
-    frames = load_probe_frames(data_path, "train", max_frames)
+    frames = readout_frames(wm, data_path, max_frames)
     lat = wm.encode(frames["pixels"])["latents"].flatten(1).cpu()  # (M, N*D)
     coords = torch.as_tensor(env.state_to_task_coords(frames["states"].double().numpy()))  # (M, K)
     return ridge_readout(lat, coords, lam, wm.device)
@@ -61,8 +85,6 @@ def fit_proprio_readout(
     (..., N, D) -> proprio (..., P) in the space of the predictor's proprio head. ``kind``: "ridge" (linear) or
     "knn" (mean proprio of the k nearest frames in latent L1; sharper where the latents are not linear in
     proprio, e.g. Reacher's joint angles)."""
-    from worldmodel.eval.probes import load_probe_frames
-
     if kind not in READOUTS:
         raise ValueError(f"objective.proprio.readout must be one of {list(READOUTS)}, got {kind!r}")
     if k < 1:
@@ -71,7 +93,7 @@ def fit_proprio_readout(
         raise ValueError(
             "the objective's proprio term needs a world model trained with proprio (model.use_proprio=true)"
         )
-    frames = load_probe_frames(data_path, "train", max_frames)
+    frames = readout_frames(wm, data_path, max_frames)
     if frames["proprio"].shape[-1] != wm.proprio_dim:
         raise ValueError(f"{data_path} has no proprio of dim {wm.proprio_dim}; use the world model's training data")
     lat = wm.encode(frames["pixels"])["latents"].flatten(1).cpu()  # (M, N*D)

@@ -1,9 +1,11 @@
-"""report.md for a pipeline run: success between floor and ceiling, what pretraining earns, diagnostics."""
+"""report.md and report.html for a pipeline run (success between floor and ceiling, what pretraining earns,
+diagnostics, paired tests, commands) and for one evaluation folder."""
 
 from __future__ import annotations
 
 import json
 import os
+import shlex
 from pathlib import Path
 from typing import Any
 
@@ -136,12 +138,120 @@ def _agent_line(agent: dict[str, Any], objective: dict[str, Any] | None) -> str:
     return line
 
 
+def closed_loop_lines(summary: dict[str, Any], folder: Path, root: Path) -> list[str]:
+    """The closed-loop table, the planner and cost in words, plots and videos of one evaluation folder, with
+    paths relative to ``root`` (where the report sits)."""
+    from worldmodel.eval.summary import format_table
+
+    lines = [
+        format_table(summary),
+        "",
+        f"Planner `{summary['planner']['_target_']}`: horizon {summary['planner'].get('horizon')}, "
+        f"{summary['planner'].get('num_samples')} samples x {summary['planner'].get('iterations')} iterations; "
+        f"budget {summary['settings']['max_steps']} env steps; success threshold "
+        f"{summary['success_threshold']}; device {summary['device']}. `success` is at the episode's end, "
+        "`reached` at any step.",
+        "",
+    ]
+    if summary.get("world_models"):
+        lines += [_agent_line(summary.get("agent") or {}, summary.get("objective")), ""]
+    plots = [
+        f"![{n}]({_rel(folder / f'{n}.png', root)})" for n in ("success", "distance") if (folder / f"{n}.png").exists()
+    ]
+    if plots:
+        lines += [" ".join(plots), ""]
+    videos = summary.get("videos", [])
+    if videos:
+        lines += [
+            "Videos of the first episodes (each tile: the observation beside its goal image): "
+            + ", ".join(f"[{v}]({_rel(folder / v, root)})" for v in videos),
+            "",
+        ]
+    return lines
+
+
+def paired_lines(
+    folder: Path, order: list[str] | None = None, records: dict[str, list[dict[str, Any]]] | None = None
+) -> list[str]:
+    """Exact McNemar tests between the methods of one evaluation folder (they ran the same episodes), pairs in
+    the order of ``order`` (the summary's methods); ``records`` (method -> episode records) or those on disk."""
+    from worldmodel.eval.paired import compare_methods, default_pairs, format_markdown, read_episode_records
+    from worldmodel.eval.summary import METHOD_LABELS
+
+    records = records if records is not None else read_episode_records(folder)
+    rank = {m: i for i, m in enumerate(order or [])}
+    records = dict(sorted(records.items(), key=lambda kv: rank.get(kv[0], len(rank))))
+    tests = compare_methods(records, default_pairs(list(records)))
+    if not tests:
+        return []
+    return ["### Paired comparison (same episodes)", "", *format_markdown(tests, METHOD_LABELS), ""]
+
+
+def eval_command(folder: Path, script: str = "scripts/evaluate.py") -> str | None:
+    """The command line that made an evaluation or benchmark folder, from Hydra's record of its overrides."""
+    path = Path(folder) / "hydra" / ".hydra" / "overrides.yaml"
+    if not path.exists():
+        return None
+    import yaml
+
+    overrides = yaml.safe_load(path.read_text()) or []
+    return " ".join(["python", script, *(shlex.quote(str(o)) for o in overrides)])
+
+
+def _stage_commands(folders: dict[str, Path]) -> list[str]:
+    """One code block per stage with the command that made it (from its stage_done.json)."""
+    lines = []
+    for name, folder in folders.items():
+        try:
+            cmd = json.loads((folder / "stage_done.json").read_text())["command"]
+        except (FileNotFoundError, json.JSONDecodeError, KeyError):
+            continue
+        lines += [f"**{name}**", "", "```", "python " + " ".join(shlex.quote(c) for c in cmd[1:]), "```", ""]
+    return ["## Commands", "", "The command each stage ran (every number above comes from these).", "", *lines] \
+        if lines else []
+
+
+def _write_both(root: Path, lines: list[str], name: str = "report") -> Path:
+    """Write root/<name>.md and root/<name>.html (each atomically); returns the markdown's path."""
+    from worldmodel.eval.report_html import write_html
+
+    text = "\n".join(lines)
+    out = root / f"{name}.md"
+    tmp = root / f".{name}.md.{os.getpid()}"
+    tmp.write_text(text)
+    os.replace(tmp, out)
+    write_html(text, root / f"{name}.html")
+    return out
+
+
+def write_eval_report(
+    out: Path, summary: dict[str, Any], records: dict[str, list[dict[str, Any]]] | None = None
+) -> Path:
+    """report.md and report.html of one evaluation folder: success table, plots, videos, paired tests (on
+    ``records``, method -> episode records, or those in the folder), command."""
+    out = Path(out)
+    lines = [
+        f"# Closed-loop evaluation: {summary['env_id']}",
+        "",
+        f"{summary['episodes']} episodes per method, every method on the same episodes (seed {summary.get('seed')}, "
+        f"goals from {(summary.get('goals') or {}).get('source', 'env')}).",
+        "",
+        *closed_loop_lines(summary, out, out),
+        *paired_lines(out, list(summary["methods"]), records),
+    ]
+    cmd = eval_command(out)
+    lines += ["## Command", "", "```", cmd, "```", ""] if cmd else [
+        "## Command", "", "No record of a command line in `hydra/.hydra/` (evaluate() called from Python, or a "
+        "`--multirun` job: see its sweep folder); every setting is in `summary.json`.", ""]
+    if summary.get("shards"):
+        lines += [f"Merged from {summary['shards']} shards (`python scripts/merge_eval.py {out}` remakes it).", ""]
+    return _write_both(out, lines)
+
+
 def write_report(
     root: Path, folders: dict[str, Path], timings: dict[str, float], total_s: float, cfg: dict[str, Any]
 ) -> Path:
-    """Write root/report.md (atomically) from the stage outputs and return its path."""
-    from worldmodel.eval.summary import format_table
-
+    """Write root/report.md and root/report.html (atomically) from the stage outputs; returns report.md's path."""
     summary = json.loads((folders["evaluate"] / "summary.json").read_text())
     m = summary["methods"]
     lines = [f"# World-model planning report: {summary['env_id']}", "", *_warning_lines(folders)]
@@ -159,30 +269,8 @@ def write_report(
                 f"**{m['random_init']['success_rate']:.0%}**: that difference is what pretraining earns."
             )
         lines.append("")
-    lines += [
-        "## Closed loop",
-        "",
-        format_table(summary),
-        "",
-        f"Planner `{summary['planner']['_target_']}`: horizon {summary['planner'].get('horizon')}, "
-        f"{summary['planner'].get('num_samples')} samples x {summary['planner'].get('iterations')} iterations; "
-        f"budget {summary['settings']['max_steps']} env steps; success threshold "
-        f"{summary['success_threshold']}; device {summary['device']}. `success` is at the episode's end, "
-        "`reached` at any step.",
-        "",
-        _agent_line(summary.get("agent") or {}, summary.get("objective")),
-        "",
-        f"![success]({_rel(folders['evaluate'] / 'success.png', root)}) "
-        f"![distance]({_rel(folders['evaluate'] / 'distance.png', root)})",
-        "",
-    ]
-    videos = summary.get("videos", [])
-    if videos:
-        lines += [
-            "Videos (observation beside goal): "
-            + ", ".join(f"[{v}]({_rel(folders['evaluate'] / v, root)})" for v in videos),
-            "",
-        ]
+    lines += ["## Closed loop", "", *closed_loop_lines(summary, folders["evaluate"], root)]
+    lines += paired_lines(folders["evaluate"], list(m))
     if "probe" in folders and (folders["probe"] / "probe.json").exists():
         probe = json.loads((folders["probe"] / "probe.json").read_text())
         lines += ["## Representation (held-out episodes)", "", *_probe_section(probe), ""]
@@ -194,14 +282,14 @@ def write_report(
         for k in ro:
             res = json.loads((folders[k] / "rollout_error.json").read_text())
             lines += [*_rollout_section(k.removeprefix("rollout_error_"), res), ""]
+            if (folders[k] / "rollout_error.png").exists():
+                lines += [f"![rollout error {k.removeprefix('rollout_error_')}]"
+                          f"({_rel(folders[k] / 'rollout_error.png', root)})", ""]
     lines += ["## Stages", "", "| stage | folder | seconds this run |", "|---|---|---|"]
     for k, f in folders.items():
         lines.append(
             f"| {k} | `{_rel(f, root)}` | {'reused' if timings.get(k, 0) == 0 else f'{timings[k]:.0f}'} |"
         )
     lines += ["", f"Total wall time of the stages run this time: {total_s / 60:.1f} min.", ""]
-    out = root / "report.md"
-    tmp = root / f".report.md.{os.getpid()}"
-    tmp.write_text("\n".join(lines))
-    os.replace(tmp, out)
-    return out
+    lines += _stage_commands(folders)
+    return _write_both(root, lines)

@@ -25,19 +25,28 @@ from worldmodel.world_model import WorldModel
 
 
 def episode_windows(
-    wm: WorldModel, tf: TrajectoryFile, episodes: np.ndarray, context: int, horizon: int, stride: int
+    wm: WorldModel,
+    tf: TrajectoryFile,
+    episodes: np.ndarray,
+    context: int,
+    horizon: int,
+    stride: int,
+    progress: bool = False,
 ) -> dict[str, Tensor]:
     """Encode each episode once and cut windows of C+H kept frames: latents (W, C+H, N, D) normalised,
-    actions (W, C+H-1, A) env units, proprio (W, C+H, P) normalised (or empty), episode (W,)."""
+    actions (W, C+H-1, A) env units, proprio (W, C+H, P) normalised (or empty), episode (W,).
+    ``progress`` shows a tqdm bar over the episodes."""
+    from tqdm import tqdm
+
     k = wm.frameskip
     span = (context + horizon - 1) * k + 1  # raw frames covered by one window
     lat, act, prop, eps = [], [], [], []
-    for e in episodes.tolist():
+    for e in tqdm(episodes.tolist(), desc="encode episodes", unit="ep", disable=not progress, dynamic_ncols=True):
         ep = tf.episode(int(e))
         n = ep["pixels"].shape[0]
         if n < span:
             continue
-        px = torch.from_numpy(ep["pixels"]).permute(0, 3, 1, 2)  # (L, 3, H, W)
+        px = _episode_pixels(wm, tf, int(e), ep["pixels"])  # (L, 3, H, W), or {camera: (L, 3, H, W)}
         p_raw = torch.from_numpy(ep["proprio"].astype(np.float32))  # (L, P)
         enc = wm.encode(px, p_raw if wm.proprio_dim > 0 else None)
         z = enc["latents"].cpu()  # (L, N, D)
@@ -63,6 +72,15 @@ def episode_windows(
     }
 
 
+def _episode_pixels(wm: WorldModel, tf: TrajectoryFile, e: int, pixels: np.ndarray) -> Tensor | dict[str, Tensor]:
+    """Episode ``e``'s frames as ``wm.encode`` takes them: its default-camera ``pixels`` (L, H, W, 3) as (L, 3, H,
+    W) for a model without named cameras, else {camera: (L, 3, H, W)} for each of ``wm.cameras``."""
+    if wm.cameras is None:
+        return torch.from_numpy(pixels).permute(0, 3, 1, 2)  # (L, 3, H, W)
+    s, n = int(tf.episode_starts[e]), int(tf.episode_lengths[e])
+    return {c: torch.from_numpy(tf.read_pixels(s, s + n, c)).permute(0, 3, 1, 2) for c in wm.cameras}
+
+
 @torch.no_grad()
 def rollout_error(
     wm: WorldModel,
@@ -73,12 +91,18 @@ def rollout_error(
     stride: int = 5,
     max_windows: int = 512,
     batch_size: int = 128,
+    progress: bool = False,
 ) -> dict[str, Any]:
-    """Per-step open-loop L1 of the model and both baselines on `split` episodes of `data_path`."""
+    """Per-step open-loop L1 of the model and both baselines on `split` episodes of `data_path` (``progress``:
+    tqdm bars over the episodes encoded and the windows rolled out)."""
+    from tqdm import tqdm
+
     if horizon < 1 or context < 1 or stride < 1:
         raise ValueError("horizon, context and stride must be >= 1")
     tf = TrajectoryFile(data_path)
     wm.check_compatible(tf.meta.action_dim, tf.column_shape("proprio")[0], env_id=tf.meta.env_id)
+    for cam in wm.cameras or []:
+        tf.pixel_key(cam)  # DatasetError naming the file's cameras before any episode is encoded
     dcfg = dict(wm.train_config.get("data") or {})
     train_ids, val_ids = split_episodes(
         tf.num_episodes, float(dcfg.get("val_fraction", 0.1)), int(dcfg.get("split_seed", 0))
@@ -86,7 +110,7 @@ def rollout_error(
     episodes = {"val": val_ids, "train": train_ids, "all": np.arange(tf.num_episodes)}.get(split)
     if episodes is None or len(episodes) == 0:
         raise ValueError(f"split {split!r} holds no episodes of {data_path}; use split=all or another file")
-    win = episode_windows(wm, tf, episodes, context, horizon, stride)
+    win = episode_windows(wm, tf, episodes, context, horizon, stride, progress)
     w = win["latents"].shape[0]
     keep = np.unique(np.linspace(0, w - 1, min(w, max_windows)).round().astype(np.int64))
     sums = {
@@ -102,6 +126,7 @@ def rollout_error(
     }
     mean_norm = wm.normalize_latents(wm.latent_mean).cpu()  # (N, D) zeros when latents are standardised
     prop_errors = _ProprioErrors(wm, data_path, horizon) if wm.proprio_dim > 0 and win["proprio"].numel() else None
+    bar = tqdm(total=len(keep), desc="rollouts", unit="window", disable=not progress, dynamic_ncols=True)
     for i in range(0, len(keep), batch_size):
         sel = torch.from_numpy(keep[i : i + batch_size])
         z = win["latents"][sel]  # (b, C+H, N, D)
@@ -123,6 +148,8 @@ def rollout_error(
             sums[f"{name}_raw"] += raw.abs().mean((-1, -2)).sum(0).double()
         if prop_errors is not None and p is not None:
             prop_errors.add(out, z[:, context:], p[:, context - 1 :])
+        bar.update(len(sel))
+    bar.close()
     per = {k: (v / len(keep)).tolist() for k, v in sums.items()}
     if prop_errors is not None:
         per.update(prop_errors.result(len(keep)))

@@ -212,12 +212,13 @@ def _episode_problems(name: str, expected: list[int], got: list[int], s: Shard) 
     return out
 
 
-def merge_shards(out_dir: str | Path, count: int | None = None) -> dict[str, Any]:
+def merge_shards(out_dir: str | Path, count: int | None = None, logger: str | None = "auto") -> dict[str, Any]:
     """Validate the shards in ``out_dir`` and write what the unsharded run writes; returns the summary.
 
     Raises ValueError (naming missing shards and episodes) and writes nothing when the shards are
     incomplete or disagree. The merged ``episodes_<method>.jsonl`` carry the unsharded header, so
-    re-running unsharded in ``out_dir`` finds every episode done.
+    re-running unsharded in ``out_dir`` finds every episode done. ``logger``: where the merged results are also
+    logged (worldmodel.eval.loggers).
     """
     from worldmodel.eval.summary import write_summary
 
@@ -233,4 +234,4 @@ def merge_shards(out_dir: str | Path, count: int | None = None) -> dict[str, Any
             )
     for method, header in headers.items():
         write_results(out / f"episodes_{method}.jsonl", header, records[method])
-    return write_summary(out, context, records, extra={"shards": n})
+    return write_summary(out, context, records, extra={"shards": n}, logger=logger)

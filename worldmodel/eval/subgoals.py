@@ -12,36 +12,19 @@ oracle (features = true task coordinates, Euclidean), so the ceiling plans with 
 
 from __future__ import annotations
 
-from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
 import torch
 from torch import Tensor
 
+from worldmodel.config.agent import SubgoalsConfig
+
 METRICS = ("l1", "euclidean")
 
 
-@dataclass(frozen=True)
-class SubgoalConfig:
-    """Settings of ``agent.subgoals`` (see configs/evaluate.yaml)."""
-
-    enabled: bool = False
-    data: str | None = None  # trajectories the graph is built from (default: the world model's training data)
-    frames: int = 3000  # graph nodes, taken at a fixed stride from the training split
-    neighbors: int = 8  # nearest-neighbour edge candidates per node
-    link_quantile: float = 0.5  # neighbour edges kept below this quantile of one-stride transition distances
-    lookahead: float | None = None  # steps along the path to the subgoal (None: planner horizon x frameskip)
-
-    def __post_init__(self) -> None:
-        if self.frames < 2:
-            raise ValueError(f"agent.subgoals.frames={self.frames} must be >= 2")
-        if self.neighbors < 0:
-            raise ValueError(f"agent.subgoals.neighbors={self.neighbors} must be >= 0")
-        if not 0.0 < self.link_quantile <= 1.0:
-            raise ValueError(f"agent.subgoals.link_quantile={self.link_quantile} must lie in (0, 1]")
-        if self.lookahead is not None and self.lookahead <= 0:
-            raise ValueError(f"agent.subgoals.lookahead={self.lookahead} must be > 0 (or null)")
+SubgoalConfig = SubgoalsConfig
+"""Settings of ``agent.subgoals`` (worldmodel/config/agent.py)."""
 
 
 def pairwise_distance(x: Tensor, y: Tensor, metric: str) -> Tensor:

@@ -27,10 +27,14 @@ def write_summary(
     context: dict[str, Any],
     results: dict[str, list[dict[str, Any]]],
     extra: dict[str, Any] | None = None,
+    logger: str | None = "auto",
 ) -> dict[str, Any]:
-    """Summaries per method (normalised between random and the ceiling: the oracle, else the expert), plots and
-    summary.json (atomically)."""
+    """Summaries per method (normalised between random and the ceiling: the oracle, else the expert), plots,
+    summary.json (atomically), report.md and report.html (``worldmodel.eval.report.write_eval_report``), and the
+    results sent to ``logger`` (``worldmodel.eval.loggers``: auto = TensorBoard when installed)."""
+    from worldmodel.eval.loggers import log_evaluation
     from worldmodel.eval.media import plot_distance_curves, plot_success
+    from worldmodel.eval.report import write_eval_report
 
     summaries = {name: summarize(recs) for name, recs in results.items()}
     top = ceiling_method(summaries)
@@ -53,6 +57,8 @@ def write_summary(
         "videos": sorted(p.name for p in out.glob("video_*.mp4")),
     }
     write_json(out / "summary.json", summary)
+    write_eval_report(out, summary, results)
+    log_evaluation(out, summary, results, logger)
     return summary
 
 

@@ -14,7 +14,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor
 
-from worldmodel.models.vit import VideoViT
+from worldmodel.models.encoders.protocol import FrameEncoder
 
 
 def pool_tokens(tokens: Tensor, grid: tuple[int, int] | None = (2, 2), hw: tuple[int, int] | None = None) -> Tensor:
@@ -102,15 +102,29 @@ def pool_frame_tokens(tokens: Tensor, pool: str | int | None, hw: tuple[int, int
     return pool_tokens(tokens, grid=p, hw=hw)  # (F, N, D)
 
 
-def frame_grid(encoder: VideoViT, frames: Tensor) -> tuple[int, int]:
-    """Patch grid (H', W') of frames (..., 3, H, W) under the encoder's patch size."""
-    return frames.shape[-2] // encoder.cfg.patch, frames.shape[-1] // encoder.cfg.patch
+def frame_grid(encoder: FrameEncoder, frames: Tensor) -> tuple[int, int]:
+    """Patch grid (H', W') of the tokens the encoder makes from frames (..., 3, H, W)."""
+    return encoder.patch_grid(int(frames.shape[-2]), int(frames.shape[-1]))
 
 
 @torch.no_grad()
-def encode_frames(encoder: VideoViT, frames: Tensor, pool: str | int | None) -> Tensor:
-    """Encode single frames with the frozen encoder and pool: (F, 3, H, W) uint8 -> (F, N, D) float32."""
+def encode_frames(encoder: FrameEncoder, frames: Tensor, pool: str | int | None) -> Tensor:
+    """Encode single frames with any frozen FrameEncoder (in-house VideoViT, V-JEPA 2, DINOv2) and pool:
+    (F, 3, H, W) uint8 -> (F, N, D) float32."""
     if frames.ndim != 4 or frames.shape[1] != 3:
         raise ValueError(f"expected frames (F, 3, H, W), got {tuple(frames.shape)}")
     tokens = encoder.embed_image(frames)  # (F, H'*W', D)
     return pool_frame_tokens(tokens, pool, frame_grid(encoder, frames)).float()
+
+
+@torch.no_grad()
+def encode_views(encoder: FrameEncoder, views: list[Tensor], pool: str | int | None) -> Tensor:
+    """Encode several cameras' frames with the same frozen encoder and pool each as :func:`encode_frames`:
+    K tensors (F, 3, H_k, W_k) uint8 -> (F, N_1 + ... + N_K, D) float32, camera-major token order
+    (all of camera 1's tokens, then camera 2's, ...). One camera gives exactly ``encode_frames``' output."""
+    if len(views) == 0:
+        raise ValueError("encode_views needs at least one camera's frames")
+    counts = {int(v.shape[0]) for v in views}
+    if len(counts) != 1:
+        raise ValueError(f"every camera needs the same number of frames, got {[int(v.shape[0]) for v in views]}")
+    return torch.cat([encode_frames(encoder, v, pool) for v in views], dim=1)  # (F, sum N_k, D)

@@ -2,11 +2,15 @@
 
 Shape letters: B batch, T frames, N latent tokens per frame, D latent dim, A action dim, P proprio dim,
 W width, M tokens per frame (1 action + 1 proprio if P>0 + N latents), L tokens in the sequence (T*M),
-H rollout horizon, K heads.
+H rollout horizon, K heads, C cameras.
 
 Frame t holds [action_t, proprio_t, latent tokens_t]; action_t is the action applied at frame t (t → t+1).
 Every token attends to all tokens of its own frame and of earlier frames (block-causal), so the latent
 token outputs of frame t predict frame t+1.
+
+Several cameras: the N latent tokens of a frame are C camera groups of N/C tokens each, camera-major (the
+embedding cache's order). Each group gets a learned camera embedding on top of the per-token spatial embedding,
+so the predictor tells views apart; all tokens of a frame stay one block of the block-causal mask.
 """
 
 from __future__ import annotations
@@ -34,6 +38,8 @@ class PredictorConfig:
         heads: attention heads (must divide width).
         mlp_ratio: MLP hidden size as a multiple of width.
         max_frames: longest frame sequence (context + imagined) the time embedding supports.
+        num_cameras: C, camera groups the N tokens of a frame split into (N/C each, camera-major); C > 1 adds a
+            learned per-camera embedding (C = 1 has none: single-camera predictors are unchanged).
     """
 
     latent_dim: int = 64
@@ -45,6 +51,7 @@ class PredictorConfig:
     heads: int = 6
     mlp_ratio: float = 4.0
     max_frames: int = 16
+    num_cameras: int = 1
 
 
 class _Block(nn.Module):
@@ -91,13 +98,17 @@ class ActionConditionedPredictor(nn.Module):
         heads: int = 6,
         mlp_ratio: float = 4.0,
         max_frames: int = 16,
+        num_cameras: int = 1,
     ) -> None:
-        """Build token projections, type/time/spatial embeddings, blocks and output heads."""
+        """Build token projections, type/time/spatial (and camera) embeddings, blocks and output heads."""
         super().__init__()
         if width % heads != 0:
             raise ValueError("width must be divisible by heads")
+        if num_cameras < 1 or num_tokens % num_cameras != 0:
+            raise ValueError(f"num_tokens={num_tokens} must split into num_cameras={num_cameras} equal groups")
         self.config = PredictorConfig(latent_dim, action_dim, num_tokens, proprio_dim, width, depth, heads,
-                                      mlp_ratio, max_frames)
+                                      mlp_ratio, max_frames, num_cameras)
+        self.num_cameras = num_cameras
         self.latent_dim, self.action_dim, self.num_tokens = latent_dim, action_dim, num_tokens
         self.proprio_dim, self.max_frames = proprio_dim, max_frames
         self.tokens_per_frame = num_tokens + 1 + (1 if proprio_dim > 0 else 0)  # M
@@ -109,6 +120,9 @@ class ActionConditionedPredictor(nn.Module):
         self.spatial_embed = nn.Parameter(torch.zeros(num_tokens, width))
         for p in (self.type_embed, self.time_embed, self.spatial_embed):
             nn.init.trunc_normal_(p, std=0.02)
+        self.camera_embed = None  # (C, W) when several cameras; absent for one so older state dicts still load
+        if num_cameras > 1:
+            self.camera_embed = nn.Parameter(nn.init.trunc_normal_(torch.zeros(num_cameras, width), std=0.02))
         self.blocks = nn.ModuleList(_Block(width, heads, mlp_ratio) for _ in range(depth))
         self.norm = nn.LayerNorm(width)
         self.latent_out = nn.Linear(width, latent_dim)
@@ -131,9 +145,15 @@ class ActionConditionedPredictor(nn.Module):
             if proprio is None:
                 raise ValueError("this predictor needs proprio inputs")
             parts.append((self.proprio_in(proprio) + self.type_embed[1])[:, :, None])  # (B, T, 1, W)
-        parts.append(self.latent_in(latents) + self.type_embed[2] + self.spatial_embed)  # (B, T, N, W)
+        parts.append(self.latent_in(latents) + self.type_embed[2] + self._token_embed())  # (B, T, N, W)
         x = torch.cat(parts, dim=2) + time  # (B, T, M, W)
         return x.reshape(b, t * self.tokens_per_frame, -1)
+
+    def _token_embed(self) -> Tensor:
+        """Per-latent-token embedding (N, W): spatial, plus each token's camera embedding with several cameras."""
+        if self.camera_embed is None:
+            return self.spatial_embed
+        return self.spatial_embed + self.camera_embed.repeat_interleave(self.num_tokens // self.num_cameras, dim=0)
 
     def _block_causal_mask(self, frames: int, device: torch.device) -> Tensor:
         """Boolean (L, L) mask, True where query frame >= key frame."""

@@ -11,9 +11,18 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from worldmodel.checkpoint import load_checkpoint, load_state_dict_checked, save_checkpoint
+from worldmodel.checkpoint import (
+    load_checkpoint,
+    load_pretrained_dir,
+    load_state_dict_checked,
+    save_checkpoint,
+    save_pretrained_dir,
+)
+from worldmodel.models.encoders.protocol import IN_HOUSE, EncoderError
 
 ENCODER_FORMAT = "worldmodel.encoder/v1"
+PRETRAINED_MODEL_TYPE = "worldmodel-videovit"
+"""``model_type`` in the config.json of a VideoViT saved with ``save_pretrained``."""
 
 
 @dataclass(frozen=True)
@@ -167,6 +176,38 @@ class VideoViT(nn.Module):
     def dim(self) -> int:
         """Token width D."""
         return self.cfg.dim
+
+    @property
+    def name(self) -> str:
+        """Encoder family name recorded in world models (FrameEncoder protocol)."""
+        return IN_HOUSE
+
+    def patch_grid(self, height: int, width: int) -> tuple[int, int]:
+        """Patch grid (H', W') of frames of height x width pixels (the sin/cos or learned positions interpolate)."""
+        p = self.cfg.patch
+        if height % p or width % p:
+            raise EncoderError(
+                f"frames of {height}x{width} pixels do not divide into the encoder's {p}x{p} patches; use frames "
+                f"whose sides are multiples of {p} (e.g. env.kwargs.image_size) or an encoder with another patch"
+            )
+        return height // p, width // p
+
+    def config_dict(self) -> dict[str, Any]:
+        """{"name": "videovit", **EncoderConfig} (FrameEncoder protocol)."""
+        return {"name": IN_HOUSE, **self.cfg.to_dict()}
+
+    def save_pretrained(self, directory: str | Path) -> Path:
+        """Write config.json + model.safetensors (Hugging Face layout; loads without running code)."""
+        config = {"model_type": PRETRAINED_MODEL_TYPE, "architectures": ["VideoViT"], **self.cfg.to_dict()}
+        return save_pretrained_dir(directory, config, self.state_dict())
+
+    @classmethod
+    def from_pretrained(cls, directory: str | Path, device: str | torch.device = "cpu") -> VideoViT:
+        """Load a :meth:`save_pretrained` directory, frozen (eval mode, requires_grad False) on `device`."""
+        config, state = load_pretrained_dir(directory, PRETRAINED_MODEL_TYPE)
+        encoder = cls(EncoderConfig.from_dict(config))
+        load_state_dict_checked(encoder, state, what=f"encoder {directory}")
+        return encoder.to(device).eval().requires_grad_(False)
 
     def pos_embed(self, grid: tuple[int, int, int]) -> Tensor:
         """Position table for a token grid, interpolated if it differs from the trained one: (N, D)."""

@@ -9,11 +9,13 @@ steps 7 and 10 of a predictor trained on 8-frame clips). Such a plan is refused 
 
 from __future__ import annotations
 
-import sys
+import logging
 from collections.abc import Mapping
 from typing import Any
 
 ALLOW_KEY = "agent.allow_long_horizon"
+
+log = logging.getLogger(__name__)
 
 
 def trained_horizon(meta: Mapping[str, Any] | None) -> int | None:
@@ -66,26 +68,27 @@ def check_world_model_horizon(
     )
     record = meta.get("copy_last_by_horizon") or {}
     if record.get("not_beaten_at"):
-        print(
-            f"WARNING: this world model did not beat copy-last on its validation clips at rollout step(s) "
-            f"{record['not_beaten_at']} (see its training's train_summary.json); expect planning near the random "
-            "floor",
-            file=sys.stderr,
-            flush=True,
+        log.warning(
+            "this world model did not beat copy-last on its validation clips at rollout step(s) %s (see its "
+            "training's train_summary.json); expect planning near the random floor",
+            record["not_beaten_at"],
         )
 
 
 def check_reach_of(name: str, wm: Any, planner_cfg: Mapping[str, Any], agent_cfg: Mapping[str, Any] | None) -> None:
     """check_planning_horizon for world model ``name`` under an evaluate config's planner and agent sections, with
     the model's name in the message; evaluate and the benchmark run it on every model before any episode."""
-    agent = agent_cfg or {}
+    from worldmodel.config.agent import AgentConfig
+    from worldmodel.config.evaluate import typed
+
+    agent = typed(AgentConfig, agent_cfg)  # a partial section gets the schema's one default per key
     try:
         check_planning_horizon(
             int(planner_cfg["horizon"]),
-            int(agent.get("context_frames", 1)),
+            agent.context_frames,
             trained_horizon(getattr(wm, "meta", None)),
             int(getattr(wm, "frameskip", 1)),
-            bool(agent.get("allow_long_horizon", False)),
+            agent.allow_long_horizon,
         )
     except ValueError as exc:
         raise ValueError(f"world model {name!r}: {exc}") from None

@@ -24,9 +24,7 @@ import torch
 from torch import Tensor
 
 from planners.base import check_choice
-
-KINDS = ("l1", "l2")
-STEPS = ("last", "all")
+from worldmodel.config.objective import KINDS, STEPS  # noqa: E402  (one definition, with the settings)
 
 
 @dataclass(frozen=True)

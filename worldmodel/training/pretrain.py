@@ -61,11 +61,11 @@ PRETRAIN_HINTS = (
 
 def mask_specs_from_config(masks_cfg: Mapping[str, Any], grid: tuple[int, int, int]) -> list[MaskSpec]:
     """Mask sets from config: explicit `specs` list, else a preset (vjepa | causal | mixed)."""
-    specs = masks_cfg.get("specs")
+    specs = masks_cfg["specs"]
     if specs:
         return [MaskSpec.from_dict(s) for s in specs]
-    preset = masks_cfg.get("preset", "vjepa")
-    causal = MaskSpec(kind="causal", num_blocks=0, context_t=int(masks_cfg.get("context_t") or max(grid[0] // 2, 1)))
+    preset = masks_cfg["preset"]
+    causal = MaskSpec(kind="causal", num_blocks=0, context_t=int(masks_cfg["context_t"] or max(grid[0] // 2, 1)))
     if preset == "vjepa":
         return default_vjepa_specs()
     if preset == "causal":
@@ -77,16 +77,40 @@ def mask_specs_from_config(masks_cfg: Mapping[str, Any], grid: tuple[int, int, i
 
 def build_mask_sampler(cfg: Mapping[str, Any], enc_cfg: EncoderConfig) -> MaskSampler:
     """The mask sampler for clips of data.clip_len frames on this encoder's token grid."""
-    masks_cfg = cfg.get("masks") or {}
+    masks_cfg = cfg["masks"]
     grid = enc_cfg.grid(int(cfg["data"]["clip_len"]))
-    return MaskSampler(mask_specs_from_config(masks_cfg, grid), grid, int(masks_cfg.get("min_context", 4)))
+    return MaskSampler(mask_specs_from_config(masks_cfg, grid), grid, int(masks_cfg["min_context"]))
+
+
+def pretrain_settings(cfg: Mapping[str, Any]) -> dict[str, Any]:
+    """``cfg`` with every setting of ``worldmodel.config.pretrain.PretrainConfig`` (its one default where ``cfg``
+    leaves one out); an unknown key or a wrong type raises OmegaConf's error naming it."""
+    from omegaconf import OmegaConf
+
+    from worldmodel.config.pretrain import PretrainConfig
+
+    merged = OmegaConf.merge(OmegaConf.structured(PretrainConfig), dict(cfg))
+    return OmegaConf.to_container(merged)  # type: ignore[return-value]
+
+
+def check_pretrainable(enc_cfg: Mapping[str, Any]) -> None:
+    """Raise one clear ValueError when the encoder entry is not a VideoViT architecture (a foundation encoder such
+    as encoder=vjepa2, or the frozen export entry of train_predictor)."""
+    if "dim" in enc_cfg:
+        return
+    name = enc_cfg.get("name") or "export"
+    raise ValueError(
+        f"encoder={name} is a frozen encoder loaded from weights, not an architecture to pretrain: "
+        "scripts/pretrain.py trains the in-house VideoViT (encoder=tiny|small|base|large); use "
+        f"encoder={name} with scripts/train_predictor.py (docs/encoders.md)"
+    )
 
 
 def build_model(cfg: Mapping[str, Any], device: torch.device, action_dim: int = 0) -> JEPA:
     """Encoder + JEPA objective from config, initialised from train.seed (action_dim: the clips' A)."""
     torch.manual_seed(int(cfg["train"]["seed"]))
     encoder = VideoViT(EncoderConfig.from_dict(cfg["encoder"]))
-    jcfg = JEPAConfig.from_dict({**dict(cfg["encoder"].get("predictor") or {}), **dict(cfg.get("model") or {})})
+    jcfg = JEPAConfig.from_dict({**dict(cfg["encoder"].get("predictor") or {}), **dict(cfg["model"])})
     return JEPA(encoder, jcfg, action_dim).to(device)
 
 
@@ -105,11 +129,11 @@ def build_dataset(data_cfg: Mapping[str, Any], split: str) -> Dataset:
     return ClipDataset(
         data_cfg["path"],
         clip_len=int(data_cfg["clip_len"]),
-        frameskip=int(data_cfg.get("frameskip", 1)),
+        frameskip=int(data_cfg["frameskip"]),
         split=split,
-        val_fraction=float(data_cfg.get("val_fraction", 0.1)),
-        seed=int(data_cfg.get("split_seed", 0)),
-        in_memory=bool(data_cfg.get("in_memory", False)),
+        val_fraction=float(data_cfg["val_fraction"]),
+        seed=int(data_cfg["split_seed"]),
+        in_memory=bool(data_cfg["in_memory"]),
     )
 
 
@@ -152,7 +176,7 @@ def train_loader(cfg: Mapping[str, Any], train_set: Dataset, start: int, stop: i
     return DataLoader(
         train_set,
         batch_sampler=batches,
-        num_workers=int(cfg["data"].get("num_workers", 0)),
+        num_workers=int(cfg["data"]["num_workers"]),
         pin_memory=dist.device.type == "cuda",
         persistent_workers=False,
     )
@@ -171,7 +195,7 @@ def validation_batch(
     cfg: Mapping[str, Any], val_set: Dataset | None, sampler: MaskSampler, device: torch.device, actions: bool
 ) -> ValBatch | None:
     """Up to 64 fixed held-out clips and fixed masks (None without held-out episodes): the validation batch."""
-    if val_set is None and cfg["data"].get("path"):
+    if val_set is None and cfg["data"]["path"]:
         try:
             val_set = build_dataset(cfg["data"], "val")
         except Exception:  # no held-out episodes: skip validation rather than fail training
@@ -203,14 +227,14 @@ class PretrainSteps:
         tcfg, steps = cfg["train"], int(cfg["train"]["steps"])
         self.cfg, self.model, self.fwd, self.opt, self.sampler = cfg, model, fwd, opt, sampler
         self.ckpt, self.logger, self.val_batch, self.validating = ckpt, logger, val_batch, val_batch is not None
-        self.device, self.precision = ckpt.dist.device, str(tcfg.get("precision", "auto"))
-        self.bs, self.seed, self.clip = int(tcfg["batch_size"]), int(tcfg["seed"]), float(tcfg.get("grad_clip", 0.0))
+        self.device, self.precision = ckpt.dist.device, str(tcfg["precision"])
+        self.bs, self.seed, self.clip = int(tcfg["batch_size"]), int(tcfg["seed"]), float(tcfg["grad_clip"])
         self.lo, self.hi = shard_bounds(self.bs, ckpt.dist.rank, ckpt.dist.world_size)  # this rank's mask rows
         self.lr_s = lr_s
         self.wd_s = CosineRamp(
-            float(tcfg["weight_decay"]), float(tcfg.get("weight_decay_end", tcfg["weight_decay"])), steps
+            float(tcfg["weight_decay"]), float(tcfg["weight_decay_end"]), steps
         )
-        self.ema_s = LinearRamp(float(tcfg.get("ema_start", 0.998)), float(tcfg.get("ema_end", 1.0)), steps)
+        self.ema_s = LinearRamp(float(tcfg["ema_start"]), float(tcfg["ema_end"]), steps)
         self.t0, self.seen, self.loss = time.perf_counter(), 0, float("nan")
 
     def step(self, step: int, batch: Mapping[str, torch.Tensor]) -> dict[str, Any]:
@@ -291,6 +315,8 @@ def pretrain(
     takes its 1/world rows of every step's batch and masks, DDP averages the gradients, and only rank 0
     logs, checkpoints and exports (see worldmodel.training.distributed).
     """
+    check_pretrainable(cfg["encoder"])
+    cfg = pretrain_settings(cfg)
     out_dir = Path(out_dir)
     dist = init_distributed(device)
     tcfg = cfg["train"]
@@ -303,7 +329,7 @@ def pretrain(
     sampler = build_mask_sampler(cfg, model.encoder.cfg)
     ckpt = RunCheckpoint(out_dir, CKPT_KIND, PRETRAIN_HINTS, dist)
     ckpt.remove_stale_temp_files(out_dir / "encoder.pt", out_dir / "encoder_random.pt")
-    if dist.is_main and tcfg.get("export_random", True) and not (out_dir / "encoder_random.pt").exists():
+    if dist.is_main and tcfg["export_random"] and not (out_dir / "encoder_random.pt").exists():
         save_encoder(model.encoder, out_dir / "encoder_random.pt", {"step": 0, "random_init": True, "seed": seed})
     opt, lr_s = make_optimizer(param_groups(model), tcfg, steps)
     state = ckpt.resume(cfg, RESUME_KEYS)
@@ -312,7 +338,7 @@ def pretrain(
         load_state_dict_checked(model, state["model"], what="JEPA model")
         opt.load_state_dict(state["optimizer"])
         start = int(state["step"])
-    logger = ckpt.open_logger(start, bool(tcfg.get("tensorboard", True)))
+    logger = ckpt.open_logger(start, bool(tcfg["tensorboard"]))
     fwd = wrap_ddp(model, dist)  # checkpoints hold the un-wrapped model: they move between world sizes
     cadence = Cadence.from_config(tcfg, time_budget=True)
     loader = train_loader(cfg, train_set, start, cadence.stop, dist)
@@ -324,7 +350,7 @@ def pretrain(
     done = run_steps(run, loader, start, cadence, logger, "pretrain" if progress and dist.is_main else None)
     if steps == 0:
         run.save(0)
-    exported = model.export_encoder() if str(tcfg.get("export", "target")) == "target" else model.encoder
+    exported = model.export_encoder() if str(tcfg["export"]) == "target" else model.encoder
     path = out_dir / "encoder.pt"
     if dist.is_main:
         save_encoder(exported, path, {"step": done, "random_init": done == 0, "seed": seed})

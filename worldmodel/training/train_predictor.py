@@ -1,5 +1,12 @@
 """Train the action-conditioned predictor on cached frozen-encoder latents; resumable; exports world_model.pt.
 
+The frozen encoder is ``cfg["encoder"]``: the in-house export (``{path: encoder.pt}``) or a foundation encoder
+from local weights (``{name: vjepa2 | dinov2, path: <dir>}``), see ``worldmodel.models.encoders``.
+
+Cameras: ``data.cameras`` null trains on the file's default camera (as always); a list of the file's camera names
+encodes each into the cache and gives the predictor N = K x N_cam tokens per frame (K camera groups, each with a
+learned camera embedding); the exported world model records the list and encodes those cameras.
+
 Shape letters: B batch, T clip frames, N latent tokens, D latent dim, A actions per predictor step, P proprio
 dim, C context frames of the rollout loss, K rollout-loss steps.
 
@@ -27,8 +34,8 @@ from torch import Tensor, nn
 
 from worldmodel.checkpoint import load_state_dict_checked
 from worldmodel.data.embed_cache import CacheInfo, EmbeddingCache, LatentClipDataset, ensure_cache
+from worldmodel.models.encoders.registry import encoder_spec, load_frame_encoder
 from worldmodel.models.predictor import ActionConditionedPredictor, PredictorConfig
-from worldmodel.models.vit import load_encoder
 from worldmodel.training.distributed import (
     DistInfo,
     all_reduce_mean,
@@ -74,11 +81,17 @@ def build_predictor_config(
     action_dim: int,
     proprio_dim: int,
     clip_len: int,
+    num_cameras: int = 1,
 ) -> PredictorConfig:
-    """Predictor sizes from config; data-dependent dims (D, N, A, P) from the cache, never from config."""
+    """Predictor sizes from config; data-dependent dims (D, N, A, P, cameras) from the cache, never from config."""
     sizes = {k: pred_cfg[k] for k in PREDICTOR_SIZE_KEYS if k in pred_cfg}
     cfg = PredictorConfig(
-        latent_dim=latent_dim, action_dim=action_dim, num_tokens=num_tokens, proprio_dim=proprio_dim, **sizes
+        latent_dim=latent_dim,
+        action_dim=action_dim,
+        num_tokens=num_tokens,
+        proprio_dim=proprio_dim,
+        num_cameras=num_cameras,
+        **sizes,
     )
     if cfg.max_frames < clip_len:
         raise ValueError(f"predictor.max_frames={cfg.max_frames} < data.clip_len={clip_len}; raise max_frames")
@@ -245,9 +258,10 @@ def build_datasets(
 ) -> tuple[LatentClipDataset, LatentClipDataset | None, Any]:
     """Ensure the embedding cache and open train/val clip datasets over it (allow_rebuild=False: never force)."""
     d, c = cfg["data"], cfg.get("cache") or {}
+    encoder_spec(cfg["encoder"])  # one clear error for an entry that names no usable encoder (e.g. encoder=tiny)
     info = ensure_cache(
         d["path"],
-        cfg["encoder"]["path"],
+        cfg["encoder"],
         cfg["pool"],
         device,
         cache_path=c.get("path"),
@@ -255,6 +269,7 @@ def build_datasets(
         dtype=str(c.get("dtype", "float32")),
         rebuild=allow_rebuild and bool(c.get("rebuild", False)),
         progress=progress,
+        cameras=config_cameras(d),
     )
     cache = EmbeddingCache(info.path)
     kw = dict(
@@ -266,6 +281,16 @@ def build_datasets(
     train = LatentClipDataset(cache, split="train", **kw)
     val = LatentClipDataset(cache, split="val", **kw) if float(d.get("val_fraction", 0.1)) > 0 else None
     return train, val, info
+
+
+def config_cameras(data_cfg: Mapping[str, Any]) -> list[str] | None:
+    """``data.cameras`` as a plain list of names (None: the file's default camera)."""
+    cams = data_cfg.get("cameras")
+    if cams is None:
+        return None
+    if isinstance(cams, str):
+        raise ValueError(f"data.cameras={cams!r} must be a list of camera names, e.g. [{cams}], or null")
+    return [str(c) for c in cams]
 
 
 def run_stats(
@@ -286,7 +311,8 @@ def predictor_config_for(cfg: Mapping[str, Any], train_set: LatentClipDataset) -
     n_tok, dim = cache.latent_shape
     action_dim = train_set.frameskip * len(cache.meta["action_low"])
     proprio_dim = cache.proprio.shape[1] if bool(cfg["model"].get("use_proprio", True)) else 0
-    return build_predictor_config(cfg["predictor"], dim, n_tok, action_dim, proprio_dim, int(cfg["data"]["clip_len"]))
+    clip = int(cfg["data"]["clip_len"])
+    return build_predictor_config(cfg["predictor"], dim, n_tok, action_dim, proprio_dim, clip, cache.num_cameras)
 
 
 def build_world_model(
@@ -306,7 +332,9 @@ def build_world_model(
     predictor = ActionConditionedPredictor.from_config(pcfg)
     if dist.distributed:  # per-rank stream for anything drawn from the global RNG from here on
         torch.manual_seed(step_seed(seed, dist.rank, 2))
-    encoder = load_encoder(cfg["encoder"]["path"], "cpu")
+    spec = encoder_spec(cfg["encoder"])
+    encoder = load_frame_encoder(cfg["encoder"], "cpu")  # frozen: eval mode, requires_grad False
+    encoder_info = {"sha256": cache_info.key["encoder_sha256"], "path": str(spec.path), "options": spec.options}
     meta = {
         "env_id": cache.meta["env_id"],
         "env_kwargs": cache.meta["env_kwargs"],
@@ -330,6 +358,8 @@ def build_world_model(
         train_config=dict(cfg),
         meta=meta,
         rollout_chunk=int(cfg["model"].get("rollout_chunk", 1024)),
+        encoder_info=encoder_info,
+        cameras=cache.cameras,
     )
     return wm.to(dist.device)
 

@@ -1,4 +1,5 @@
-"""Importers: foreign trajectory files (HDF5/npz, flat or per-episode, local Minari) into our HDF5 schema.
+"""Importers: foreign trajectory files (HDF5/npz, flat or per-episode, local Minari, LeRobot dataset folders
+v2.1/v3.0 with mp4 cameras) into our HDF5 schema.
 
 Converted files are ordinary trajectory files, so every later stage reads them through
 TrajectoryFile / ClipDataset unchanged. See docs/own_data.md.

@@ -175,14 +175,25 @@ def _timestamps(src: Source, ref: EpisodeRef, spec: ImportSpec, frames: int) -> 
     return t
 
 
+def camera_columns(src: Source, spec: ImportSpec) -> list[tuple[str, str]]:
+    """(our pixel column, foreign key) per camera: ``[('pixels', keys.pixels)]``, or for a source with named
+    cameras (a LeRobot dataset) ``[('pixels/<camera>', video key), ...]`` in camera order."""
+    cams = getattr(src, "cameras", None)
+    if cams:
+        return [(f"pixels/{name}", key) for name, key in cams]
+    return [("pixels", str(spec.keys["pixels"]))]
+
+
 def scan(src: Source, spec: ImportSpec) -> ImportPlan:
     """First pass over the small columns (and one image batch): episodes kept, image rule, bounds, dt."""
     keep: list[EpisodeRef] = []
     skipped: list[str] = []
     lows, highs, dts = [], [], []
     layout, value_range = "", spec.image_range
+    if value_range == "auto" and getattr(src, "image_range", None):
+        value_range = str(src.image_range)  # decoded video is uint8: nothing to read to decide
     frames = 0
-    pkey = str(spec.keys["pixels"])
+    pkey = camera_columns(src, spec)[0][1]
     for ref in src.episodes:
         shape = src.shape(ref, pkey)
         n = int(shape[0]) if shape else 0
@@ -241,13 +252,18 @@ def scan(src: Source, spec: ImportSpec) -> ImportPlan:
 
 def convert_episode(src: Source, ref: EpisodeRef, spec: ImportSpec, plan: ImportPlan) -> dict[str, np.ndarray]:
     """One foreign episode -> our frame columns plus its goal state (key 'goal_state')."""
-    pkey = str(spec.keys["pixels"])
-    try:
-        pixels = convert_pixels(src.read(ref, pkey), plan.image_layout, plan.image_range)  # (T, H, W, 3)
-    except ValueError as exc:
-        raise _fail(src, ref, pkey, "pixels", str(exc), "set image_layout / image_range, or fix the images") from None
-    n = pixels.shape[0]
-    cols: dict[str, np.ndarray] = {"pixels": pixels, "actions": _actions(src, ref, spec, n).astype(np.float32)}
+    cols: dict[str, np.ndarray] = {}
+    for ours, pkey in camera_columns(src, spec):
+        try:
+            cols[ours] = convert_pixels(src.read(ref, pkey), plan.image_layout, plan.image_range)  # (T, H, W, 3)
+        except ValueError as exc:
+            raise _fail(src, ref, pkey, ours, str(exc), "set image_layout / image_range, or fix the images") from None
+    first = next(iter(cols))
+    n = cols[first].shape[0]
+    for ours, px in cols.items():
+        if px.shape[0] != n:
+            raise _fail(src, ref, ours, ours, f"has {px.shape[0]} frames but {first} has {n}")
+    cols["actions"] = _actions(src, ref, spec, n).astype(np.float32)
     for ours in ("proprio", "state"):
         raw = _read(src, ref, spec, ours)
         if raw is not None:
@@ -289,13 +305,46 @@ def unused_columns(spec: ImportSpec, columns: list[str]) -> list[str]:
     """Keys the source holds that the import neither maps nor uses as episode boundaries (map them in
     ``keys`` when they are what you want, e.g. a state column)."""
     used = {k for k in spec.keys.values() if k}
+    if spec.resolved_format_or_none() == "lerobot":
+        from worldmodel.data.importers.lerobot_source import BOOKKEEPING
+
+        return sorted(set(columns) - used - set(BOOKKEEPING) - set(spec.cameras or []))
     if spec.layout == "flat":
         used |= {k for k in (spec.boundaries.key, spec.boundaries.lengths_key) if k}
     return sorted(set(columns) - used)
 
 
+def _import_layout(spec: ImportSpec, src: Source) -> str:
+    """Provenance of the source layout: flat / episodes / minari / lerobot-<codebase_version>."""
+    fmt = spec.resolved_format()
+    if fmt == "lerobot":
+        return f"lerobot-{getattr(src, 'version', '?')}"
+    return "minari" if fmt == "minari" else spec.layout
+
+
+def _lerobot_extra(src: Source, cameras: list[tuple[str, str]]) -> dict[str, Any]:
+    """File provenance a LeRobot dataset adds: its fps, tasks and the video key of each camera."""
+    if not hasattr(src, "fps"):
+        return {}
+    return {
+        "fps": float(src.fps),
+        "tasks": list(getattr(src, "tasks", [])),
+        "camera_keys": {ours.split("/", 1)[-1]: key for ours, key in cameras},
+    }
+
+
+def _bar(episodes: list[Any], progress: bool) -> Any:
+    """The episodes, with a tqdm bar on stderr when ``progress`` (decoding videos can take minutes)."""
+    if not progress:
+        return episodes
+    from tqdm import tqdm
+
+    return tqdm(episodes, desc="import episodes", unit="ep", dynamic_ncols=True)
+
+
 def import_dataset(spec: ImportSpec, progress: bool = False) -> dict[str, Any]:
-    """Validate ``spec.source`` and (unless dry_run) write it to ``spec.out``; returns a summary dict."""
+    """Validate ``spec.source`` and (unless dry_run) write it to ``spec.out``; returns a summary dict.
+    ``progress``: a bar over the episodes as they are converted and written."""
     out = Path(spec.out)
     if out.exists() and not spec.overwrite and not spec.dry_run:
         raise FileExistsError(f"{out} exists; pass overwrite=true to replace it, or choose another out")
@@ -305,6 +354,7 @@ def import_dataset(spec: ImportSpec, progress: bool = False) -> dict[str, Any]:
         absent = dict(getattr(src, "absent", {}))
         spec = replace(spec, keys={k: (None if k in absent else v) for k, v in spec.keys.items()})
         plan = scan(src, spec)
+        cameras = camera_columns(src, spec)
         env_id, env_kwargs = spec.env_id, dict(spec.env_kwargs)
         if env_id == "none" and getattr(src, "env_id", None):  # Minari records the env it was collected in
             env_id, env_kwargs = str(src.env_id), dict(getattr(src, "env_kwargs", {}))
@@ -319,12 +369,13 @@ def import_dataset(spec: ImportSpec, progress: bool = False) -> dict[str, Any]:
             seed=int(spec.seed),
             extra={
                 "imported_from": str(spec.source),
-                "import_layout": spec.layout if spec.resolved_format() != "minari" else "minari",
+                "import_layout": _import_layout(spec, src),
                 "keys": {k: v for k, v in spec.keys.items() if v},
                 "image_layout": plan.image_layout,
                 "image_range": plan.image_range,
                 "control_dt_from": plan.control_dt_from,
                 "imported_at": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
+                **_lerobot_extra(src, cameras),
             },
         )
         shapes: dict[str, Any] = {}
@@ -336,7 +387,7 @@ def import_dataset(spec: ImportSpec, progress: bool = False) -> dict[str, Any]:
             from worldmodel.data.writer import TrajectoryWriter
 
             with TrajectoryWriter(out, meta, overwrite=spec.overwrite, compression=spec.compression) as w:
-                for ref in plan.episodes:
+                for ref in _bar(plan.episodes, progress):
                     cols = convert_episode(src, ref, spec, plan)
                     goal = cols.pop("goal_state")
                     shapes = {k: list(v.shape[1:]) for k, v in cols.items()}
@@ -354,7 +405,8 @@ def import_dataset(spec: ImportSpec, progress: bool = False) -> dict[str, Any]:
         "skipped_episodes": plan.skipped,
         "frames": plan.frames,
         "rows_in_source": getattr(src, "num_rows", None),
-        "image_shape": shapes.get("pixels"),
+        "image_shape": shapes.get(cameras[0][0]),
+        "cameras": {ours.split("/", 1)[-1]: key for ours, key in cameras} if cameras[0][0] != "pixels" else None,
         "image_layout": plan.image_layout,
         "image_range": plan.image_range,
         "action_dim": int(plan.action_low.shape[0]),
@@ -364,7 +416,9 @@ def import_dataset(spec: ImportSpec, progress: bool = False) -> dict[str, Any]:
         "state": _column_note(
             spec, absent, "state", "copy of proprio" if spec.keys.get("proprio") else "missing: (T, 1) zeros"
         ),
-        "unused_columns": unused_columns(spec, getattr(src, "columns", [])),
+        "unused_columns": unused_columns(
+            spec, [c for c in getattr(src, "columns", []) if c not in dict(cameras).values()]
+        ),
         "control_dt": plan.control_dt,
         "control_dt_from": plan.control_dt_from,
         "env_id": meta.env_id,

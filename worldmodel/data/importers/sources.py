@@ -340,8 +340,12 @@ class GroupSource:
 
 
 def open_source(spec: ImportSpec) -> Source:
-    """The reader for ``spec.source``: flat or grouped HDF5/npz, or a local Minari dataset."""
+    """The reader for ``spec.source``: flat or grouped HDF5/npz, a local Minari dataset, or a LeRobot folder."""
     fmt = spec.resolved_format()
+    if fmt == "lerobot":
+        from worldmodel.data.importers.lerobot_source import LeRobotSource
+
+        return LeRobotSource(spec)
     if fmt == "minari":
         from worldmodel.data.importers.minari_source import MinariSource
 

@@ -11,7 +11,7 @@ from dataclasses import dataclass, field, fields
 from pathlib import Path
 from typing import Any
 
-FORMATS = ("auto", "hdf5", "npz", "minari")
+FORMATS = ("auto", "hdf5", "npz", "minari", "lerobot")
 LAYOUTS = ("flat", "episodes")
 BOUNDARY_KINDS = ("lengths", "offsets", "ranges", "ends", "index")
 IMAGE_LAYOUTS = ("auto", "hwc", "chw")
@@ -40,7 +40,8 @@ class ImportSpec:
     """One import: read ``source`` laid out as ``layout``, map ``keys`` onto our columns, write ``out``."""
 
     source: str
-    """Foreign file (.h5/.hdf5/.npz), a folder of per-episode .npz/.h5 files, or a Minari dataset id."""
+    """Foreign file (.h5/.hdf5/.npz), a folder of per-episode .npz/.h5 files, a Minari dataset id, or a LeRobot
+    dataset folder (format=lerobot)."""
     out: str
     """Output trajectory file (our HDF5 schema); nothing is written with dry_run."""
     keys: dict[str, str | None]
@@ -50,7 +51,12 @@ class ImportSpec:
     default, e.g. state = a copy of proprio) and the summary says so. Any other mapped key that is missing is
     an error."""
     format: str = "auto"
-    """auto (from the extension) | hdf5 | npz | minari."""
+    """auto (from the extension; a folder with meta/info.json is a LeRobot dataset) | hdf5 | npz | minari |
+    lerobot (a LeRobot dataset folder, v2.1 or v3.0: parquet tables and one mp4 per camera)."""
+    cameras: list[str] | None = None
+    """format=lerobot: the video features to import, in order (the first is the default camera), e.g.
+    [observation.images.top, observation.images.wrist]; null = every video feature in meta/info.json order.
+    Each is written as pixels/<name> with the ``observation.images.`` prefix dropped (schema v2)."""
     layout: str = "flat"
     """flat: columns over all rows with episode boundaries | episodes: one group (or file) per episode."""
     boundaries: Boundaries = field(default_factory=Boundaries)
@@ -102,6 +108,9 @@ class ImportSpec:
         kw["boundaries"] = Boundaries(**b)
         kw["keys"] = dict(kw["keys"])
         kw["optional_keys"] = list(kw.get("optional_keys") or [])
+        if kw.get("cameras") is not None:
+            cams = kw["cameras"]
+            kw["cameras"] = [str(c) for c in cams] if isinstance(cams, (list, tuple)) else cams
         if kw.get("compression") in ("none", "None"):
             kw["compression"] = None
         spec = cls(**kw)
@@ -129,7 +138,19 @@ class ImportSpec:
         required_opt = [k for k in REQUIRED_KEYS if k in self.optional_keys]
         if required_opt:
             raise ValueError(f"import config: {required_opt} cannot be optional (every import needs pixels and action)")
-        missing = [k for k in REQUIRED_KEYS if not self.keys.get(k)]
+        lerobot = self.resolved_format_or_none() == "lerobot"
+        if lerobot and self.keys.get("pixels"):
+            raise ValueError(
+                f"import config: {self.source} is a LeRobot dataset folder, whose cameras are chosen with `cameras` "
+                f"(video features), not keys.pixels={self.keys['pixels']!r}; use --config-name lerobot_dataset, "
+                "or set keys.pixels=null"
+            )
+        if self.cameras is not None:
+            if not lerobot:
+                raise ValueError("import config: cameras is for format=lerobot; map the pixels with keys.pixels")
+            if isinstance(self.cameras, str) or not self.cameras or len(set(self.cameras)) != len(self.cameras):
+                raise ValueError(f"import config: cameras={self.cameras!r} must be a non-empty list without repeats")
+        missing = [k for k in REQUIRED_KEYS if not self.keys.get(k) and not (lerobot and k == "pixels")]
         if missing:
             raise ValueError(f"import config: keys must map {missing} to a key of the source file")
         if (self.action_low is None) != (self.action_high is None):
@@ -137,11 +158,20 @@ class ImportSpec:
         if self.compression not in (None, "lzf", "gzip"):
             raise ValueError(f"import config: compression={self.compression!r} must be lzf, gzip or none")
 
+    def resolved_format_or_none(self) -> str | None:
+        """``resolved_format()``, or None when it cannot tell."""
+        try:
+            return self.resolved_format()
+        except ValueError:
+            return None
+
     def resolved_format(self) -> str:
         """The source format, guessed from the extension for format=auto."""
         if self.format != "auto":
             return self.format
         p = Path(self.source)
+        if p.is_dir() and (p / "meta" / "info.json").is_file():
+            return "lerobot"
         if p.suffix in (".h5", ".hdf5"):
             return "hdf5"
         if p.suffix == ".npz":
@@ -154,4 +184,6 @@ class ImportSpec:
                 return "hdf5"
         if not p.exists() and re.fullmatch(r"[\w.-]+(/[\w.-]+)*-v\d+", self.source):
             return "minari"  # a Minari id: [namespace/]name-v<version>
-        raise ValueError(f"{self.source}: cannot tell the format from the name; set format to hdf5, npz or minari")
+        raise ValueError(
+            f"{self.source}: cannot tell the format from the name; set format to hdf5, npz, minari or lerobot"
+        )
