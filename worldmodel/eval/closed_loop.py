@@ -230,9 +230,9 @@ def run_closed_loop(
                 video = []
             _append(path, new)
             records.extend(new)
+            rate = np.mean([r["success"] for r in records])  # set before the update, so the line that first
+            bar.set_postfix(success=f"{rate:.0%}", refresh=False)  # shows 100% (what a log mirror keeps) is final
             bar.update(len(wave))
-            rate = np.mean([r["success"] for r in records])
-            bar.set_postfix(success=f"{rate:.0%}")
     finally:
         bar.close()
         batch.close()
