@@ -52,8 +52,8 @@ class ICEMPlanner(CEMPlanner):
         noise_beta: exponent beta of the 1/f^beta noise spectrum along the horizon (0 white, 2 Brownian-like).
         population_decay: gamma ≥ 1; iteration i draws max(num_samples · gamma^-i, 2·num_elites) samples.
     Class defaults follow the paper (elite_retention 0.3, inject_mean True, momentum 0.1, beta 2, decay 1.25);
-    the shipped configs/planner/icem.yaml turns momentum and population decay off and uses beta 0.5 (measured
-    in scripts/bench_planner_quality.py). Bounds by clipping.
+    the shipped `planner=icem` (worldmodel/config/planner.py, ICEMConfig) turns momentum and population decay off
+    and uses beta 0.5 (measured in scripts/bench_planner_quality.py). Bounds by clipping.
     """
 
     def __init__(

@@ -54,9 +54,10 @@ PlanFn = Callable[[PlanningProblem, int], Tensor]  # (problem, seed) -> actions 
 
 
 def load_configs(names: list[str] | None = None) -> dict[str, DictConfig]:
-    """The planner yamls on disk, by file stem."""
-    paths = sorted(CONFIG_DIR.glob("*.yaml"))
-    return {p.stem: OmegaConf.load(p) for p in paths if names is None or p.stem in names}
+    """The shipped planner options as Hydra composes them (schema defaults under the yaml), by name."""
+    from worldmodel.config.planner import planner_option, planner_options
+
+    return {n: planner_option(n) for n in planner_options() if names is None or n in names}
 
 
 def build_planner(cfg: DictConfig, problem: PlanningProblem, seed: int, **overrides: Any) -> Any:

@@ -11,7 +11,6 @@ from pathlib import Path
 
 import pytest
 import torch
-from omegaconf import OmegaConf
 
 from planners.problems import (
     QUICK,
@@ -22,9 +21,9 @@ from planners.problems import (
     planning_suite,
 )
 from scripts.bench_planner_quality import TARGET, config_row, load_configs, main, score
+from worldmodel.config.planner import planner_option, planner_options
 
-CONFIG_DIR = Path(__file__).resolve().parents[1] / "configs" / "planner"
-CONFIGS = sorted(p.stem for p in CONFIG_DIR.glob("*.yaml"))
+CONFIGS = planner_options()
 SEEDS = 3  # planner seeds per problem, as in the benchmark
 
 
@@ -105,7 +104,7 @@ def test_cost_is_batched_differentiable_and_subsettable(quick_suite: list[Planni
 @pytest.mark.parametrize("name", CONFIGS)
 def test_default_config_is_within_10_percent_of_the_optimum(name: str, quick_suite: list[PlanningProblem]) -> None:
     """The yaml as shipped (its budget; horizon from the problem) ends within 10% of every optimum."""
-    cfg = OmegaConf.load(CONFIG_DIR / f"{name}.yaml")
+    cfg = planner_option(name)
     result = score(config_row(cfg), quick_suite, SEEDS)
     bad = {k: round(v, 3) for k, v in result["per_problem"].items() if v > TARGET}
     assert not bad, f"{name}: worst cost / optimum above {TARGET} on {bad}"

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 from collections.abc import Callable
-from pathlib import Path
 
 import pytest
 import torch
@@ -15,17 +14,17 @@ from torch import Tensor
 
 from planners import Planner, RecedingHorizonController, colored_noise, shift_plan
 from planners.mppi import MPPIPlanner
+from worldmodel.config.planner import planner_option, planner_options
 
-CONFIG_DIR = Path(__file__).resolve().parents[1] / "configs" / "planner"
-CONFIGS = sorted(p.stem for p in CONFIG_DIR.glob("*.yaml"))
+CONFIGS = planner_options()
 H, A, DT, RHO = 5, 2, 0.5, 1.0  # horizon, action dims, integrator step, effort weight
 
 
 
 
 def load(name: str) -> DictConfig:
-    """Load one planner config as written on disk."""
-    return OmegaConf.load(CONFIG_DIR / f"{name}.yaml")
+    """One shipped planner config as Hydra composes it (its schema's defaults under the yaml)."""
+    return planner_option(name)
 
 
 def make(name: str, low: Tensor | None = None, high: Tensor | None = None, **overrides: object) -> Planner:

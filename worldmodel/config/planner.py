@@ -8,6 +8,7 @@ path (``_target_``) to its schema, so a planner given as a plain dict is checked
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 
@@ -180,3 +181,24 @@ PLANNER_SCHEMAS: dict[str, type[PlannerConfig]] = {
 PLANNER_OPTIONS: dict[str, type[PlannerConfig]] = {"cem": CEMConfig, "mppi": MPPIConfig, "icem": ICEMConfig,
                                                    "gd": GDConfig}
 """``planner=<name>`` -> its schema."""
+
+
+def planner_option(name: str, config_dir: str | Path | None = None) -> Any:
+    """``configs/planner/<name>.yaml`` as Hydra composes it: the option's schema (its one default per setting) under
+    what the yaml sets itself. For tools that read the shipped planner options outside a Hydra run (benchmarks,
+    tests); ``config_dir`` defaults to the configs shipped with the package."""
+    import yaml
+    from omegaconf import OmegaConf
+
+    folder = Path(config_dir) if config_dir is not None else Path(__file__).resolve().parents[2] / "configs"
+    raw = yaml.safe_load((folder / "planner" / f"{name}.yaml").read_text()) or {}
+    defaults = raw.pop("defaults", [])
+    schemas = [d for d in defaults if isinstance(d, str) and d.endswith("_schema")]
+    base = OmegaConf.structured(PLANNER_OPTIONS[schemas[0][: -len("_schema")]]) if schemas else OmegaConf.create()
+    return OmegaConf.merge(base, raw)
+
+
+def planner_options(config_dir: str | Path | None = None) -> list[str]:
+    """The names of the shipped planner options (``planner=<name>``), sorted."""
+    folder = Path(config_dir) if config_dir is not None else Path(__file__).resolve().parents[2] / "configs"
+    return sorted(p.stem for p in (folder / "planner").glob("*.yaml"))
