@@ -117,6 +117,9 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
         help="success radius in the task coordinates (default: the env's; none for column coordinates)",
     )
     p.add_argument("--grids", default="2,4", help="pooling grids, e.g. 2,4,mean")
+    p.add_argument("--knn", type=positive_int, default=None,
+                   help="also a non-linear probe: each test frame's coordinates as the mean of its K nearest training "
+                   "frames in L1 latent distance (the planner's metric); R2 per coordinate")
     p.add_argument("--max-train", type=positive_int, default=4000)
     p.add_argument("--max-test", type=positive_int, default=2000)
     p.add_argument("--anchors", type=positive_int, default=200, help="anchor frames for the pair distances")
@@ -249,6 +252,9 @@ def print_table(results: dict[str, dict[str, Any]], names: list[str], radius: fl
         rows: list[tuple[str, list[float]]] = [("R2 mean", [results[e][grid]["linear"]["r2_mean"] for e in encs])]
         for n in names:
             rows.append((f"R2 {n}", [results[e][grid]["linear"]["r2"][n] for e in encs]))
+        if "knn" in results[encs[0]][grid]:
+            k = results[encs[0]][grid]["knn"]["k"]
+            rows += [(f"kNN{k} R2 {n}", [results[e][grid]["knn"]["r2"][n] for e in encs]) for n in names]
         for n in names:
             rows.append((f"RMSE {n}", [results[e][grid]["linear"]["rmse"][n] for e in encs]))
         if radius:
@@ -301,6 +307,7 @@ def main(argv: list[str] | None = None) -> None:
         test_pairs=target.pairs,
         device=args.device,
         progress=not args.no_progress,
+        knn=args.knn,
     )
     results = {name: probe_encoder(e, **kw, label=name) for name, e in (("pretrained", enc), ("random-init", rnd))}
     radius = target.radius if target.radius is not None else "none (--radius not given)"

@@ -193,6 +193,17 @@ def test_pipeline_end_to_end_reuse_and_invalidation(tmp_path: Path) -> None:
     assert changed.returncode == 0, changed.stderr[-3000:]
     assert changed.stdout.count("reusing") == 7 and len(list(tmp_path.glob("evaluate-*"))) == 2
 
+    protocol = run_pipeline(tmp_path, "evaluate.eval.max_steps=3", "protocol=true", "benchmark.seeds=[0]",
+                            "benchmark.episodes=2", "benchmark.offset=4", "benchmark.max_steps=4",
+                            "benchmark.eval.num_envs=2", "benchmark.planner.num_samples=8",
+                            "benchmark.planner.iterations=2")
+    assert protocol.returncode == 0, protocol.stderr[-3000:]
+    assert protocol.stdout.count("reusing") == 8  # only the protocol stage is new
+    bench = json.loads((next(tmp_path.glob("benchmark-*")) / "benchmark.json").read_text())
+    assert {"world_model", "random_init"} <= set(json.dumps(bench).split('"')), bench.keys()
+    report = (tmp_path / "report.md").read_text()
+    assert "## The field's protocol" in report and "| world_model |" in report.split("## The field's protocol")[1]
+
 
 def test_failing_stage_is_reported_with_its_log(tmp_path: Path) -> None:
     res = run_pipeline(tmp_path, "predictor.pool=9x9")
@@ -230,9 +241,9 @@ def test_main_job_planning_reach_is_within_the_trained_horizon() -> None:
     check_planning_reach(_pipeline_cfg("env=reacher", "planner=mppi"))
     check_planning_reach(_pipeline_cfg("evaluate.planner.horizon=7"))
     with pytest.raises(ValueError, match=r"evaluate.planner.horizon=8 .*clips of 8 frames.*"
-                                         r"predictor.data.clip_len >= 9.*\+\+evaluate.agent.allow_long_horizon=true"):
+                                         r"predictor.data.clip_len >= 9.* evaluate.agent.allow_long_horizon=true"):
         check_planning_reach(_pipeline_cfg("evaluate.planner.horizon=8"))
-    check_planning_reach(_pipeline_cfg("evaluate.planner.horizon=8", "++evaluate.agent.allow_long_horizon=true"))
+    check_planning_reach(_pipeline_cfg("evaluate.planner.horizon=8", "evaluate.agent.allow_long_horizon=true"))
     check_planning_reach(_pipeline_cfg("evaluate.planner.horizon=8", "predictor.data.clip_len=9"))
 
 
@@ -264,6 +275,6 @@ def test_wall_clock_cap_that_cuts_pretraining_short_is_loud(tmp_path: Path) -> N
 def test_planning_past_the_trained_horizon_is_refused_before_any_stage(tmp_path: Path) -> None:
     root = tmp_path / "root"
     res = run_pipeline(root, "evaluate.planner.horizon=8")
-    assert res.returncode == 2 and "++evaluate.agent.allow_long_horizon=true" in res.stderr, res.stderr
+    assert res.returncode == 2 and " evaluate.agent.allow_long_horizon=true" in res.stderr, res.stderr
     stages = [p.name for p in root.iterdir() if p.name != "hydra"] if root.exists() else []
     assert stages == []  # refused before any stage ran

@@ -50,6 +50,22 @@ def test_linear_probe_group_split_and_dual_form() -> None:
     assert res["r2_mean"] > 0.98
 
 
+def test_knn_probe_reads_a_coordinate_the_linear_probe_cannot() -> None:
+    """A coordinate stored non-linearly (features = cos/sin of 3 x angle, target = the angle's cosine) defeats the
+    linear probe but not the nearest neighbours; noise features defeat both."""
+    from worldmodel.eval.probes import knn_probe
+
+    g = torch.Generator().manual_seed(0)
+    angle = torch.rand(1200, generator=g) * 6.283
+    feats = torch.stack([torch.cos(3 * angle), torch.sin(3 * angle)], 1) + 0.01 * torch.randn(1200, 2, generator=g)
+    target = torch.cos(3 * angle + 1.0)[:, None] ** 2  # a non-linear function of what the features hold
+    lin = linear_probe(feats[:1000], target[:1000], feats[1000:], target[1000:], ["c"], None)
+    knn = knn_probe(feats[:1000], target[:1000], feats[1000:], target[1000:], k=5, names=["c"])
+    assert lin["r2"]["c"] < 0.2 and knn["r2"]["c"] > 0.9 and knn["k"] == 5, (lin["r2"], knn)
+    noise = torch.randn(1200, 2, generator=g)
+    assert knn_probe(noise[:1000], target[:1000], noise[1000:], target[1000:], k=5)["r2"]["c0"] < 0.2
+
+
 def test_spearman_and_distance_ranks() -> None:
     assert spearman(torch.arange(10.0), torch.arange(10.0) ** 3) == pytest.approx(1.0)
     assert spearman([1, 2, 3, 4], [4, 3, 2, 1]) == pytest.approx(-1.0)

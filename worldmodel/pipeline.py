@@ -320,6 +320,8 @@ def build_stages(cfg: dict[str, Any]) -> dict[str, Stage]:
     if cfg.get("diagnostics", True):
         stages.update(_diagnostic_stages(stages, list(encoders)))
     stages["evaluate"] = _evaluate_stage(cfg, list(encoders), env_kw, stages)
+    if cfg.get("protocol"):
+        stages["benchmark"] = _benchmark_stage(cfg, list(encoders), env_kw, stages)
     for stage in stages.values():  # the user's --config-dir (their own env/planner configs) reaches every stage
         stage.search_dirs = tuple(str(d) for d in cfg.get("config_search_dirs") or ())
     return stages
@@ -380,28 +382,54 @@ def _evaluate_stage(
     )
 
 
+def _benchmark_stage(
+    cfg: dict[str, Any], encoders: list[str], env_kw: list[str], stages: dict[str, Stage]
+) -> Stage:
+    """The field's protocol (scripts/benchmark.py) on the same world models: held-out dataset starts and goals
+    from the collected data, agent variants as columns, random and oracle per seed."""
+    wm_args = [f"++world_models.{name}={{predictor_{name}}}/world_model.pt" for name in encoders]
+    return Stage(
+        "benchmark",
+        "benchmark.py",
+        [
+            f"env={cfg['env_choice']}",
+            f"planner={cfg['planner_choice']}",
+            *env_kw,
+            f"device={cfg.get('device', 'auto')}",
+            *wm_args,
+            "data={collect}/data.h5",
+            *flatten_overrides(cfg.get("benchmark") or {}),
+            "out_dir={stage_dir}",
+        ],
+        ["benchmark.json"],
+        upstream=[stages["collect"], *(stages[f"predictor_{n}"] for n in encoders)],
+    )
+
+
 def check_planning_reach(cfg: dict[str, Any]) -> None:
     """Refuse (ValueError) an evaluation horizon past what the predictor stages train on, before any stage runs:
     evaluate.planner.horizon (else the planner group's) plus agent.context_frames against predictor.data.clip_len
     (see worldmodel.planning.horizon)."""
-    import yaml
+    from dataclasses import asdict
 
+    from worldmodel.config.agent import AgentConfig
+    from worldmodel.config.evaluate import typed
+    from worldmodel.config.train import PredictorDataConfig
     from worldmodel.planning.horizon import check_planning_horizon
 
     ev = cfg.get("evaluate") or {}
-    agent = ev.get("agent") or {}
+    agent = typed(AgentConfig, ev.get("agent"))  # the schemas' one default for what the overrides leave out
     planner = {**(cfg.get("planner") or {}), **(ev.get("planner") or {})}
-    data_default = (yaml.safe_load((CONFIGS / "train_predictor.yaml").read_text()) or {}).get("data") or {}
-    data = {**data_default, **((cfg.get("predictor") or {}).get("data") or {})}
-    if "horizon" not in planner or "clip_len" not in data:
+    data = {**asdict(PredictorDataConfig()), **((cfg.get("predictor") or {}).get("data") or {})}
+    if "horizon" not in planner:
         return
     check_planning_horizon(
         int(planner["horizon"]),
-        int(agent.get("context_frames", 1)),
+        agent.context_frames,
         int(data["clip_len"]) - 1,
-        int(data.get("frameskip", 1)),
-        bool(agent.get("allow_long_horizon")),
-        "++evaluate.agent.allow_long_horizon",
+        int(data["frameskip"]),
+        agent.allow_long_horizon,
+        "evaluate.agent.allow_long_horizon",
         prefix="evaluate.",
         clip_key="predictor.data.clip_len",
     )
@@ -435,7 +463,7 @@ def run_pipeline(cfg: dict[str, Any]) -> dict[str, Any]:
 
     ev = cfg.get("evaluate", {}) or {}  # a typo fails now, not after training; a moved key names its new place
     check_agent_config(ev.get("agent") or {}, compose_objective(ev.get("objective"), ROOT / "configs"))
-    for stage_name in ("collect", "pretrain", "predictor", "evaluate"):
+    for stage_name in ("collect", "pretrain", "predictor", "evaluate", "benchmark"):
         check_stage_overrides(stage_name, cfg.get(stage_name) or {})
     check_oracle_planner(cfg.get("planner") or {}, ev.get("methods"))
     check_planning_reach(cfg)

@@ -86,7 +86,7 @@ def _stage_schemas() -> dict[str, type]:
 
 
 OPEN_KEYS = ("world_models", "variants", "env.kwargs", "policy_kwargs", "env_kwargs", "collect", "pretrain",
-             "predictor", "evaluate")
+             "predictor", "evaluate", "benchmark")
 """Mappings whose key set is open by design (names of world models and variants, env constructor arguments,
 policy options, the pipeline's per-stage overrides): a new key there needs no ``+`` on the command line; the env
 refuses an unknown kwarg itself, a stage its own unknown keys (worldmodel.config.pipeline.check_stage_overrides)."""

@@ -51,6 +51,16 @@ def _evaluate() -> dict[str, Any]:
     }
 
 
+def _benchmark() -> dict[str, Any]:
+    return {
+        "seeds": [0, 1],  # the field's protocol: 2 seeds x 50 held-out episodes, goal 25 env steps ahead, 50 steps
+        "episodes": 50,
+        "eval": {"num_envs": 8},
+        "agent": {"execute_steps": 2},
+        "planner": {"horizon": 5, "num_samples": 64, "iterations": 5},  # the evaluate stage's CPU budget
+    }
+
+
 @dataclass
 class PipelineConfig:
     """collect -> pretrain encoder -> train predictors -> diagnostics -> closed-loop evaluation -> report.md."""
@@ -84,9 +94,16 @@ class PipelineConfig:
     """overrides for scripts/train_predictor.py (worldmodel.config.train.TrainPredictorConfig)"""
     evaluate: dict[str, Any] = field(default_factory=_evaluate)
     """overrides for scripts/evaluate.py (worldmodel.config.EvaluateConfig; the planner group is chosen above)"""
+    protocol: bool = False
+    """also run the field's protocol (scripts/benchmark.py: held-out dataset starts, goal image ``offset`` env steps
+    ahead, ``max_steps`` budget, agent variants as columns) on the trained world models, and put its table in the
+    report beside the env-goal evaluation; off by default (on the 2-core CPU it takes longer than the main job)"""
+    benchmark: dict[str, Any] = field(default_factory=_benchmark)
+    """overrides for scripts/benchmark.py when ``protocol`` is on (worldmodel.config.BenchmarkConfig)"""
 
 
-STAGE_GROUPS = {"pretrain": ("encoder",), "predictor": ("predictor", "encoder"), "evaluate": (), "collect": ()}
+STAGE_GROUPS = {"pretrain": ("encoder",), "predictor": ("predictor", "encoder"), "evaluate": (), "collect": (),
+                "benchmark": ()}
 """Keys of a stage subtree that choose a config group option (a name, not settings)."""
 
 
@@ -109,17 +126,18 @@ def check_stage_overrides(stage: str, overrides: Mapping[str, Any]) -> None:
     from omegaconf import OmegaConf
     from omegaconf.errors import ConfigKeyError
 
+    from worldmodel.config.benchmark import BenchmarkConfig
     from worldmodel.config.collect import CollectConfig
     from worldmodel.config.evaluate import EvaluateConfig, typed_planner
     from worldmodel.config.pretrain import PretrainConfig
     from worldmodel.config.train import TrainPredictorConfig
 
     schemas = {"collect": CollectConfig, "pretrain": PretrainConfig, "predictor": TrainPredictorConfig,
-               "evaluate": EvaluateConfig}
+               "evaluate": EvaluateConfig, "benchmark": BenchmarkConfig}
     raw = {k: v for k, v in dict(overrides).items() if k not in STAGE_GROUPS[stage] and k != "planner"}
     try:
         OmegaConf.merge(OmegaConf.structured(schemas[stage]), raw)
     except ConfigKeyError as exc:
         raise ValueError(_unknown_stage_key(stage, exc)) from None
-    if stage == "evaluate" and overrides.get("planner"):
+    if stage in ("evaluate", "benchmark") and overrides.get("planner"):
         typed_planner(dict(overrides["planner"]))

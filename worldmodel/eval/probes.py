@@ -230,6 +230,23 @@ def coord_pair_distances(coords: Tensor, num_anchors: int = 200, seed: int = 0) 
 
 
 @torch.no_grad()
+def knn_probe(
+    x_train: Tensor, y_train: Tensor, x_test: Tensor, y_test: Tensor, k: int, names: Sequence[str] | None = None
+) -> dict[str, Any]:
+    """Non-linear probe: each test frame's coordinates predicted as the mean over its ``k`` nearest training frames
+    in L1 latent distance (the planner's cost metric); R^2 per coordinate on the test frames. Where the linear probe
+    fails, this says whether the coordinate is in the latent at all, read the way the planner's cost reads it.
+    x: (M, F) features, y: (M, C) coordinates."""
+    preds = []
+    for chunk in x_test.split(512):  # (m, F): a (m, M_train) distance block at a time
+        idx = torch.cdist(chunk, x_train, p=1).topk(min(k, x_train.shape[0]), largest=False).indices  # (m, k)
+        preds.append(y_train[idx].mean(1))  # (m, C)
+    r2, _ = regression_scores(torch.cat(preds), y_test)
+    labels = list(names) if names is not None else [f"c{i}" for i in range(y_test.shape[1])]
+    return {"k": int(k), "r2": {n: float(v) for n, v in zip(labels, r2)}}
+
+
+@torch.no_grad()
 def encode_frames(
     encoder: FrameEncoder,
     frames: Tensor,
@@ -276,8 +293,10 @@ def probe_encoder(
     device: str | torch.device = "cpu",
     progress: bool = False,
     label: str = "encoder",
+    knn: int | None = None,
 ) -> dict[str, Any]:
-    """All probes for one encoder: per pooling grid, linear probe + distance ranks on test; collapse stats.
+    """All probes for one encoder: per pooling grid, linear probe + distance ranks on test (+ a k-nearest-neighbour
+    probe in L1 latent distance when ``knn`` is set); collapse stats.
 
     `test_pairs` = (i, j, true task distance) over test frames (e.g. from env_pair_distances); without it the
     true distance is Euclidean over `distance_dims` of the test coords. ``progress`` shows tqdm bars (encoding the
@@ -308,6 +327,8 @@ def probe_encoder(
             ),
             "feature_dim": d,
         }
+        if knn:
+            result[key]["knn"] = knn_probe(e_tr[key], train_coords, e_te[key], test_coords, knn, names)
         if success_radius:
             result[key]["retrieval"] = nearest_neighbour_retrieval(
                 e_tr[key], train_coords[:, dims], e_te[key], test_coords[:, dims], success_radius

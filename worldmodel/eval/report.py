@@ -248,6 +248,17 @@ def write_eval_report(
     return _write_both(out, lines)
 
 
+def _protocol_lines(folder: Path | None, root: Path) -> list[str]:
+    """The field's protocol table (the benchmark stage's benchmark.md, its title dropped), when the stage ran."""
+    table = folder / "benchmark.md" if folder is not None else None
+    if table is None or not table.exists():
+        return []
+    body = [ln for ln in table.read_text().splitlines() if not ln.startswith("# ")]
+    head = (f"Start at a held-out dataset frame, goal image = a later frame of the same episode, the env's own success "
+            f"rule at the end of the budget (full tables and runs: `{_rel(folder, root)}`).")
+    return ["## The field's protocol (held-out dataset goals)", "", head, "", *body, ""]
+
+
 def write_report(
     root: Path, folders: dict[str, Path], timings: dict[str, float], total_s: float, cfg: dict[str, Any]
 ) -> Path:
@@ -271,6 +282,7 @@ def write_report(
         lines.append("")
     lines += ["## Closed loop", "", *closed_loop_lines(summary, folders["evaluate"], root)]
     lines += paired_lines(folders["evaluate"], list(m))
+    lines += _protocol_lines(folders.get("benchmark"), root)
     if "probe" in folders and (folders["probe"] / "probe.json").exists():
         probe = json.loads((folders["probe"] / "probe.json").read_text())
         lines += ["## Representation (held-out episodes)", "", *_probe_section(probe), ""]
