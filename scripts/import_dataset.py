@@ -1,5 +1,6 @@
-"""Import a foreign trajectory file (HDF5/npz, flat or per-episode, or a local Minari dataset) (Hydra entry point).
+"""Import foreign trajectories (LeRobot v2.1/v3.0 folders, HDF5/npz flat or per-episode, local Minari datasets).
 
+    python scripts/import_dataset.py --config-name lerobot_dataset source=path/to/lerobot_dataset out=data/mine.h5
     python scripts/import_dataset.py --config-name lerobot source=my.h5 out=data/mine.h5
     python scripts/import_dataset.py --config-name minari source=mujoco/reacher/expert-v0 out=data/r.h5 dry_run=true
 
