@@ -76,11 +76,6 @@ def check_agent_config(agent_cfg: Mapping[str, Any], objective_cfg: Mapping[str,
     ObjectiveConfig.from_dict(objective_cfg)
 
 
-def lookahead(sub: SubgoalConfig, horizon: int, frameskip: int) -> float:
-    """Env steps from the current node to the subgoal: the configured value, or the planner's reach."""
-    return float(sub.lookahead) if sub.lookahead is not None else float(horizon * frameskip)
-
-
 def graph_data(sub: SubgoalConfig, wm: Any = None) -> str:
     """The trajectories the subgoal graph is built from (configured, or the world model's training data)."""
     data = sub.data or ((wm.meta or {}).get("data_path") if wm is not None else None)
@@ -181,7 +176,7 @@ def world_model_agent(
         context_frames=agent.context_frames,
         proprio_readout=proprio_readout(wm, obj_cfg),
         subgoal_graph=latent_graph(wm, sub),
-        subgoal_lookahead=lookahead(sub, int(planner_cfg["horizon"]), wm.frameskip),
+        subgoal_lookahead=sub.lookahead,  # None: the agent's plan reach (horizon x frameskip)
     )
 
 
@@ -222,7 +217,7 @@ def oracle_agent(
         cost_steps=ocfg.cost_steps,
         subgoal_graph=graph,
         subgoal_states=graph_states,
-        subgoal_lookahead=lookahead(sub, int(planner_cfg["horizon"]), frameskip),
+        subgoal_lookahead=sub.lookahead,  # None: the oracle planner's horizon, already in env steps
     )
 
 
