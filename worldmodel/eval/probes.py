@@ -340,20 +340,31 @@ def probe_encoder(
 
 
 def load_probe_frames(
-    path: str, split: str, max_frames: int | None = None, seed: int = 0, val_fraction: float = 0.1
+    path: str,
+    split: str,
+    max_frames: int | None = None,
+    seed: int = 0,
+    val_fraction: float = 0.1,
+    cameras: Sequence[str] | None = None,
 ) -> dict[str, Any]:
-    """Frames of a ClipDataset split: pixels (M, 3, H, W) uint8, states (M, Ds), proprio (M, P), episodes (M,),
-    meta."""
+    """Frames of a ClipDataset split: pixels (M, 3, H, W) uint8 (with ``cameras``: {camera: (M, 3, H, W)}, as a
+    multi-camera world model's ``encode`` takes them), states (M, Ds), proprio (M, P), episodes (M,), meta."""
     from worldmodel.data import ClipDataset
 
     # clip_len=2 and frame 0 of each clip: every frame except each episode's last (clip_len=1 has no actions)
-    ds = ClipDataset(path, clip_len=2, split=split, val_fraction=val_fraction, seed=0, in_memory=True)
+    ds = ClipDataset(path, clip_len=2, split=split, val_fraction=val_fraction, seed=0, in_memory=True,
+                     cameras=list(cameras) if cameras is not None else None)
     idx = np.arange(len(ds))
     if max_frames is not None and len(idx) > max_frames:
         idx = np.sort(np.random.default_rng(seed).choice(len(idx), max_frames, replace=False))
     items = [ds[int(k)] for k in idx]
+    if cameras is not None:
+        views = torch.stack([it["views"][:, 0] for it in items])  # (M, K, 3, H, W)
+        pixels: Any = {c: views[:, i] for i, c in enumerate(cameras)}
+    else:
+        pixels = torch.stack([it["pixels"][0] for it in items])  # (M, 3, H, W)
     return {
-        "pixels": torch.stack([it["pixels"][0] for it in items]),
+        "pixels": pixels,
         "states": torch.stack([it["state"][0] for it in items]),
         "proprio": torch.stack([it["proprio"][0] for it in items]),
         "episodes": torch.stack([it["episode"] for it in items]),

@@ -11,7 +11,6 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any
 
-import numpy as np
 import torch
 from torch import Tensor
 
@@ -47,23 +46,9 @@ def readout_frames(wm: Any, data_path: str, max_frames: int, seed: int = 0) -> d
     H, W) uint8 of the default camera, or {camera: (M, 3, H, W)} for each of ``wm.cameras``), ``states`` (M, Ds)
     and ``proprio`` (M, P). The frames are those ``load_probe_frames`` picks (frame 0 of 2-frame clips, the same
     seeded subset), read through the model's cameras."""
-    from worldmodel.data import ClipDataset
     from worldmodel.eval.probes import load_probe_frames
 
-    cams = getattr(wm, "cameras", None)
-    if cams is None:
-        return load_probe_frames(data_path, "train", max_frames, seed)
-    ds = ClipDataset(data_path, clip_len=2, split="train", val_fraction=0.1, seed=0, cameras=cams, in_memory=True)
-    idx = np.arange(len(ds))
-    if len(idx) > max_frames:  # the subset load_probe_frames draws
-        idx = np.sort(np.random.default_rng(seed).choice(len(idx), max_frames, replace=False))
-    items = [ds[int(k)] for k in idx]
-    views = torch.stack([it["views"][:, 0] for it in items])  # (M, K, 3, H, W)
-    return {
-        "pixels": {c: views[:, i] for i, c in enumerate(cams)},
-        "states": torch.stack([it["state"][0] for it in items]),  # (M, Ds)
-        "proprio": torch.stack([it["proprio"][0] for it in items]),  # (M, P)
-    }
+    return load_probe_frames(data_path, "train", max_frames, seed, cameras=getattr(wm, "cameras", None))
 
 
 def fit_latent_readout(
