@@ -1,6 +1,8 @@
 """The main job (Hydra entry point): collect, pretrain, train predictors, diagnose, evaluate, report.
 
 python scripts/pipeline.py                      # TwoRoom, CPU-sized defaults (or: wm pipeline)
+python scripts/pipeline.py env=push             # the task's preset (configs/preset/push.yaml), CPU budget
+python scripts/pipeline.py env=push budget=gpu  # the same recipe with the field's full planner budget
 python scripts/pipeline.py env=reacher planner=mppi
 
 Each stage's progress bar is mirrored on one line as it runs (plain lines every 30 s when the output is not a
@@ -31,6 +33,8 @@ def main(cfg: DictConfig) -> None:
     plain = OmegaConf.to_container(cfg, resolve=True)
     plain["env_choice"] = choices["env"]  # type: ignore[index]
     plain["planner_choice"] = choices["planner"]  # type: ignore[index]
+    plain["preset_choice"] = choices.get("preset")  # type: ignore[index]  # configs/preset/<task>.yaml, or None
+    plain["budget_choice"] = choices.get("budget")  # type: ignore[index]  # configs/budget/<cpu|gpu>.yaml
     plain["config_search_dirs"] = user_config_dirs()  # type: ignore[index]
     try:
         run_pipeline(plain)  # type: ignore[arg-type]

@@ -118,3 +118,30 @@ def test_actions_missing_from_the_batch_is_a_clear_error() -> None:
         model(PushedSquare(2).clips[:2], [])
     with pytest.raises(ValueError, match="do not match a clip of 4 frames"):
         model(PushedSquare(2).clips[:2], [], actions=torch.zeros(2, 2, 2))
+
+
+def test_end_to_end_world_model_is_the_jointly_trained_pair(tmp_path: Path) -> None:
+    """Pretraining with the action term on a collected dataset also writes world_model_end_to_end.pt: the encoder
+    and the term's predictor as a WorldModel (loadable weights-only) whose imagined next latent is the term's."""
+    from worldmodel.data import ClipDataset
+    from worldmodel.data.collect import CollectConfig, collect
+    from worldmodel.world_model import WorldModel
+
+    data = str(collect(CollectConfig(env_id="wm/TwoRoom-v0", out=str(tmp_path / "d.h5"), episodes=4,
+                                     episode_length=12, workers=1, env_kwargs={"image_size": 32}), progress=False))
+    cfg = action_cfg(3)
+    cfg["data"] = {**cfg["data"], "path": data}
+    res = pretrain(cfg, tmp_path / "p", "cpu", progress=False)
+    wm = WorldModel.load(res["end_to_end_path"], "cpu")
+    assert wm.meta["end_to_end"] and wm.meta["data_path"] == data and wm.meta["trained_horizon"] == 3
+    assert wm.proprio_dim == 0 and wm.pool == "2x2cat" and wm.meta["env_id"] == "wm/TwoRoom-v0"
+    clip = ClipDataset(data, clip_len=2)[0]  # pixels (2, 3, 32, 32) uint8, actions (1, 2)
+    model = res["model"].eval()
+    with torch.no_grad():
+        emb, _ = model.action_term.embed(model.encoder, clip["pixels"][None])  # (1, 2, 1, 4D)
+        scaled = (clip["actions"][None] - model.action_term.action_mid) / model.action_term.action_half
+        ref, _ = model.action_term.predictor(emb[:, :1], scaled)  # (1, 1, 1, 4D)
+        z = wm.encode(clip["pixels"][:1])  # (1, 1, 4D): identity normalisation
+        imagined = wm.rollout(z, clip["actions"][None])["latents"]  # (1, 1, 1, 4D)
+    torch.testing.assert_close(z["latents"], emb[:, 0], rtol=1e-4, atol=1e-5)
+    torch.testing.assert_close(imagined, ref, rtol=1e-4, atol=1e-5)

@@ -181,6 +181,16 @@ def test_variant_overrides_merge_onto_the_base_settings() -> None:
         variant_config(base, "x", {"planner": 3})
 
 
+def test_a_null_variant_is_dropped_and_an_empty_one_runs_the_base(files: dict[str, str], tmp_path: Path) -> None:
+    from worldmodel.eval.benchmark import plan_benchmark
+
+    plan = plan_benchmark(compose(files, tmp_path / "b", "variants.latent_proprio_subgoals=null", "++variants.base={}"))
+    assert list(plan.variants) == ["latent", "base"] and plan.variants["base"] == {}
+    with pytest.raises(ValueError, match="no variants"):
+        plan_benchmark(compose(files, tmp_path / "c", "variants.latent_proprio_subgoals=null", "variants.latent=null"))
+    assert not (tmp_path / "b").exists() and not (tmp_path / "c").exists()
+
+
 def test_held_out_check_names_the_file_and_the_longest_episode(files: dict[str, str]) -> None:
     check_held_out(files["data"], 20, ENV)
     with pytest.raises(ValueError, match=r"longest: 2[45]\)"):

@@ -278,3 +278,37 @@ def test_planning_past_the_trained_horizon_is_refused_before_any_stage(tmp_path:
     assert res.returncode == 2 and " evaluate.agent.allow_long_horizon=true" in res.stderr, res.stderr
     stages = [p.name for p in root.iterdir() if p.name != "hydra"] if root.exists() else []
     assert stages == []  # refused before any stage ran
+
+
+def _stage_args(cfg: dict, env: str) -> dict[str, list[str]]:
+    """Every stage's arguments as the pipeline would build them for ``cfg`` on task ``env``."""
+    from worldmodel.pipeline import build_stages
+
+    return {k: s.args for k, s in build_stages({**cfg, "env_choice": env, "planner_choice": "cem"}).items()}
+
+
+def test_task_presets_and_budgets_compose_into_valid_stages() -> None:
+    """env=<task> picks configs/preset/<task>.yaml (TwoRoom's changes nothing: the main job stays as measured),
+    budget=gpu the field's full planner budget on top; every composition passes the stages' own schemas."""
+    from worldmodel.config.pipeline import check_stage_overrides
+
+    assert _stage_args(_pipeline_cfg(), "tworoom") == _stage_args(_pipeline_cfg("~preset"), "tworoom")
+    assert "benchmark" not in _stage_args(_pipeline_cfg(), "tworoom")  # the main job: no protocol stage
+    for env in ("tworoom", "reacher", "push", "gym_reacher"):
+        for budget in ("cpu", "gpu"):
+            cfg = _pipeline_cfg(f"env={env}", f"budget={budget}")
+            for stage in ("collect", "pretrain", "predictor", "evaluate", "benchmark"):
+                check_stage_overrides(stage, cfg.get(stage) or {})
+            check_planning_reach(cfg)
+            samples = {cfg[s]["planner"].get("num_samples") for s in ("evaluate", "benchmark")}
+            if budget == "gpu":
+                assert samples == {300} and cfg["evaluate"]["planner"]["iterations"] == 30
+                assert cfg["benchmark"]["planner"]["num_elites"] == 30 and cfg["protocol"] is True
+                assert cfg["root"].endswith("_gpu") and cfg["evaluate"]["oracle"]["num_samples"] is None
+    push = _stage_args(_pipeline_cfg("env=push"), "push")
+    assert "env.kwargs.action_repeat=1" in push["collect"] and "data.frameskip=5" in push["predictor_world_model"]
+    assert "model.action_weight=1" in push["pretrain"] and "oracle.frameskip=5" in push["benchmark"]
+    assert {"variants.latent_proprio=null", "variants.latent_proprio_subgoals=null"} <= set(push["benchmark"])
+    reacher = _stage_args(_pipeline_cfg("env=reacher"), "reacher")
+    assert "objective.proprio.readout=knn" in reacher["evaluate"] and "benchmark" in reacher
+    assert _pipeline_cfg("env=gym_reacher")["env_kwargs"] == {"action_repeat": 2}  # no preset: the defaults

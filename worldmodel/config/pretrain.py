@@ -74,6 +74,12 @@ class PretrainModelConfig:
     """depth of that term's predictor (blocks)"""
     action_heads: int = 4
     """attention heads of that term's predictor"""
+    recon_weight: float = 0.0
+    """> 0: also decode each frame from its pooled embedding (``action_pool``) with a small convolutional decoder
+    (squared error over the frames' pixel variance, i.e. 1 - R^2, models/recon_term.py), so the planner's latent
+    carries every visible part of the scene (on Push, the block's yaw); the decoder is thrown away"""
+    recon_width: int = 64
+    """channels of that decoder's first layer (count)"""
 
 
 @dataclass

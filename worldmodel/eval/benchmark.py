@@ -6,6 +6,8 @@ Every world model runs every agent *variant* (evaluate overrides of ``objective`
 ``evaluate()`` call per (seed, variant), in its own folder. Random and oracle run once per seed with subgoals off
 (else the oracle's ceiling would follow the variant). One table: rows are world models, then random and oracle;
 columns are variants; a cell is the success pooled over seeds (95% Wilson interval), per seed, and plan latency.
+A variant set to null (``variants.latent_proprio=null``, or in a yaml) is dropped, like ``~variants.latent_proprio``;
+an empty one (``{}``) runs the base settings.
 
 Every input is checked before any episode runs. Re-running resumes: a finished run (``benchmark_run.json`` beside
 its ``summary.json``) is read back without reloading models and refitting readouts and graphs; an unfinished one
@@ -207,7 +209,8 @@ def plan_benchmark(cfg: Mapping[str, Any], config_dir: Path = CONFIGS) -> Plan:
     from worldmodel.eval.evaluate import check_methods_fit_env
 
     _check_settings(cfg)
-    variants = {str(k): dict(v or {}) for k, v in (cfg.get("variants") or {}).items()}
+    # a variant set to null is dropped (a preset's `variants: {latent_proprio: null}`, like ~variants.latent_proprio)
+    variants = {str(k): dict(v) for k, v in (cfg.get("variants") or {}).items() if v is not None}
     if not variants:
         raise ValueError("no variants: give at least one, e.g. ++variants.latent={objective:{proprio:{weight:0}}}")
     base = {k: copy.deepcopy(v) for k, v in cfg.items() if k not in BENCHMARK_KEYS}

@@ -259,6 +259,16 @@ def _protocol_lines(folder: Path | None, root: Path) -> list[str]:
     return ["## The field's protocol (held-out dataset goals)", "", head, "", *body, ""]
 
 
+def _preset_lines(cfg: dict[str, Any]) -> list[str]:
+    """Which task preset and compute budget the main job composed (configs/preset, configs/budget)."""
+    budget = cfg.get("budget_choice")
+    if not budget:
+        return []
+    preset = cfg.get("preset_choice")
+    recipe = f"the task preset `configs/preset/{preset}.yaml`" if preset else "no task preset (the schema's defaults)"
+    return [f"Settings: {recipe} on the `{budget}` budget (`configs/budget/{budget}.yaml`); docs/presets.md.", ""]
+
+
 def write_report(
     root: Path, folders: dict[str, Path], timings: dict[str, float], total_s: float, cfg: dict[str, Any]
 ) -> Path:
@@ -303,5 +313,6 @@ def write_report(
             f"| {k} | `{_rel(f, root)}` | {'reused' if timings.get(k, 0) == 0 else f'{timings[k]:.0f}'} |"
         )
     lines += ["", f"Total wall time of the stages run this time: {total_s / 60:.1f} min.", ""]
+    lines += _preset_lines(cfg)
     lines += _stage_commands(folders)
     return _write_both(root, lines)

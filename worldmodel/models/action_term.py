@@ -11,6 +11,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
@@ -52,14 +53,21 @@ class ActionTerm(nn.Module):
         self.predictor = ActionConditionedPredictor(
             self.latent_dim, action_dim, self.num_tokens, 0, width, depth, heads, 4.0, max_frames
         )
+        # actions enter as the world model feeds them: scaled to [-1, 1] by the data's bounds (set_action_bounds)
+        self.register_buffer("action_mid", torch.zeros(action_dim), persistent=False)  # (A,)
+        self.register_buffer("action_half", torch.ones(action_dim), persistent=False)  # (A,)
+
+    def set_action_bounds(self, low: Tensor, high: Tensor) -> None:
+        """Scale actions to [-1, 1] by these bounds (A,) per clip step, as WorldModel.normalize_actions does."""
+        low, high = low.reshape(-1).float(), high.reshape(-1).float()
+        if low.numel() != self.action_mid.numel():
+            raise ValueError(f"action bounds have {low.numel()} entries, the clips' actions {self.action_mid.numel()}")
+        self.action_mid.copy_((high + low) / 2)
+        self.action_half.copy_((high - low).clamp_min(1e-8) / 2)
 
     def embed(self, encoder: VideoViT, pixels: Tensor) -> tuple[Tensor, Tensor]:
         """Encode each frame alone and pool: (B, T, 3, H, W) -> embeddings (B, T, N, D'), tokens (B, T, H'W', D)."""
-        b, t = pixels.shape[:2]
-        frames = pixels.flatten(0, 1)  # (B*T, 3, H, W)
-        tokens = encoder.embed_image(frames)  # (B*T, H'*W', D)
-        pooled = pool_frame_tokens(tokens, self.pool, frame_grid(encoder, frames))  # (B*T, N, D')
-        return pooled.reshape(b, t, *pooled.shape[1:]), tokens.reshape(b, t, *tokens.shape[1:])
+        return embed_frames(encoder, pixels, self.pool)
 
     def forward(self, encoder: VideoViT, pixels: Tensor, actions: Tensor) -> ActionTermOutput:
         """pixels (B, T, 3, H, W), actions (B, T-1, A) -> next-embedding MSE over the T-1 transitions.
@@ -73,9 +81,19 @@ class ActionTerm(nn.Module):
                 f"({pixels.shape[0]}, {pixels.shape[1] - 1}, A)"
             )
         emb, tokens = self.embed(encoder, pixels)  # (B, T, N, D'), (B, T, H'W', D)
-        pred, _ = self.predictor(emb[:, :-1], actions.to(emb.dtype))  # (B, T-1, N, D')
+        scaled = (actions.to(self.action_mid.dtype) - self.action_mid) / self.action_half  # (B, T-1, A)
+        pred, _ = self.predictor(emb[:, :-1], scaled.to(emb.dtype))  # (B, T-1, N, D')
         loss = F.mse_loss(pred.float(), emb[:, 1:].float())
         return ActionTermOutput(pred_loss=loss, embeddings=emb, tokens=tokens.flatten(1, 2).detach())
+
+
+def embed_frames(encoder: VideoViT, pixels: Tensor, pool: str) -> tuple[Tensor, Tensor]:
+    """Encode each frame alone and pool: (B, T, 3, H, W) -> embeddings (B, T, N, D'), tokens (B, T, H'W', D)."""
+    b, t = pixels.shape[:2]
+    frames = pixels.flatten(0, 1)  # (B*T, 3, H, W)
+    tokens = encoder.embed_image(frames)  # (B*T, H'*W', D)
+    pooled = pool_frame_tokens(tokens, pool, frame_grid(encoder, frames))  # (B*T, N, D')
+    return pooled.reshape(b, t, *pooled.shape[1:]), tokens.reshape(b, t, *tokens.shape[1:])
 
 
 def sigreg_samples(embeddings: Tensor) -> Tensor:
@@ -83,4 +101,4 @@ def sigreg_samples(embeddings: Tensor) -> Tensor:
     return embeddings.reshape(-1, embeddings.shape[-1])
 
 
-__all__ = ["ActionTerm", "ActionTermOutput", "sigreg_samples"]
+__all__ = ["ActionTerm", "ActionTermOutput", "embed_frames", "sigreg_samples"]

@@ -11,7 +11,8 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from worldmodel.models.action_term import ActionTerm, sigreg_samples
+from worldmodel.models.action_term import ActionTerm, embed_frames, sigreg_samples
+from worldmodel.models.recon_term import ReconTerm
 from worldmodel.models.vit import Block, VideoViT, init_transformer_weights, sincos_pos_embed_3d
 
 
@@ -46,6 +47,8 @@ class JEPAConfig:
     action_width: int = 128
     action_depth: int = 2
     action_heads: int = 4
+    recon_weight: float = 0.0  # > 0: decode each frame from its pooled embedding (models/recon_term.py)
+    recon_width: int = 64
 
     @classmethod
     def from_dict(cls, d: Mapping[str, Any]) -> JEPAConfig:
@@ -155,6 +158,7 @@ class JEPAOutput:
     sigreg: Tensor
     tokens: Tensor  # (B, N, D), detached
     action_loss: Tensor  # the action term (prediction + its SIGReg), detached; 0 when off
+    recon_loss: Tensor | None = None  # the reconstruction term (1 - pixel R^2), detached; None when off
 
 
 class JEPA(nn.Module):
@@ -178,6 +182,7 @@ class JEPA(nn.Module):
             self.action_term = ActionTerm(
                 encoder, action_dim, cfg.action_pool, cfg.action_width, cfg.action_depth, cfg.action_heads
             )
+        self.recon_term = ReconTerm(encoder, cfg.action_pool, cfg.recon_width) if cfg.recon_weight > 0 else None
         self.target_encoder: VideoViT | None = None
         if cfg.teacher == "ema" and cfg.masked_weight > 0:
             self.target_encoder = copy.deepcopy(encoder)
@@ -271,7 +276,7 @@ class JEPA(nn.Module):
         SIGReg's statistic sees the embeddings of the whole global batch.
         """
         zero = torch.zeros((), device=pixels.device)
-        pred_loss, sig, act_loss, tokens = zero, zero, zero, None
+        pred_loss, sig, act_loss, tokens, emb_local = zero, zero, zero, None, None
         loss = zero
         if self.predictor is not None:
             pred_loss, sig, tokens = self._masked(pixels, masks, g, gather)
@@ -287,9 +292,19 @@ class JEPA(nn.Module):
             loss = loss + self.cfg.action_weight * act_loss
             sig = sig + act_sig.detach()
             tokens = out.tokens if tokens is None else tokens
+            emb_local = out.embeddings
+        recon_loss = None
+        if self.recon_term is not None:
+            if emb_local is None:  # no action term: encode each frame alone and pool, as it does
+                emb_local, frame_tokens = embed_frames(self.encoder, pixels, self.cfg.action_pool)
+                tokens = frame_tokens.flatten(1, 2).detach() if tokens is None else tokens
+            recon_loss = self.recon_term(emb_local, pixels)
+            loss = loss + self.cfg.recon_weight * recon_loss
+            recon_loss = recon_loss.detach()
         assert tokens is not None
         return JEPAOutput(
-            loss=loss, pred_loss=pred_loss.detach(), sigreg=sig.detach(), tokens=tokens, action_loss=act_loss.detach()
+            loss=loss, pred_loss=pred_loss.detach(), sigreg=sig.detach(), tokens=tokens, action_loss=act_loss.detach(),
+            recon_loss=recon_loss,
         )
 
 
@@ -303,10 +318,12 @@ def _check_config(cfg: JEPAConfig, action_dim: int) -> None:
         raise ValueError(
             f"model.sigreg_pool={cfg.sigreg_pool} needs teacher=sigreg and a grid side >= 0 (0 turns it off)"
         )
-    if cfg.masked_weight < 0 or cfg.action_weight < 0 or cfg.masked_weight + cfg.action_weight <= 0:
+    weights = (cfg.masked_weight, cfg.action_weight, cfg.recon_weight)
+    if min(weights) < 0 or sum(weights) <= 0:
         raise ValueError(
-            f"model.masked_weight={cfg.masked_weight} and model.action_weight={cfg.action_weight}: both must be "
-            ">= 0 and at least one > 0 (masked prediction, action-conditioned prediction or both)"
+            f"model.masked_weight={cfg.masked_weight}, model.action_weight={cfg.action_weight} and "
+            f"model.recon_weight={cfg.recon_weight}: each must be >= 0 and at least one > 0 (masked prediction, "
+            "action-conditioned prediction, pixel reconstruction, or a sum of them)"
         )
     if cfg.action_weight > 0 and action_dim <= 0:
         raise ValueError("model.action_weight > 0 needs data with actions (the dataset's action dim is 0)")

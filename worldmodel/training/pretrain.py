@@ -17,6 +17,7 @@ import torch
 from torch.utils.data import DataLoader, Dataset
 
 from worldmodel.checkpoint import load_state_dict_checked
+from worldmodel.models.encoders.registry import file_sha256
 from worldmodel.models.jepa import JEPA, JEPAConfig, num_params
 from worldmodel.models.masks import MaskSampler, MaskSpec, default_vjepa_specs
 from worldmodel.models.stats import collapse_stats
@@ -32,6 +33,8 @@ from worldmodel.training.distributed import (
     shard_bounds,
     wrap_ddp,
 )
+from worldmodel.training.end_to_end import FILE_NAME as END_TO_END
+from worldmodel.training.end_to_end import save_end_to_end
 from worldmodel.training.logger import ScalarLogger
 from worldmodel.training.loop import (
     Cadence,
@@ -159,6 +162,8 @@ def evaluate(
     model.train(was)
     stats = collapse_stats(out.tokens.float(), g=torch.Generator().manual_seed(0))
     losses = {"val/pred_loss": float(out.pred_loss), "val/action_loss": float(out.action_loss)}
+    if out.recon_loss is not None:
+        losses["val/recon_loss"] = float(out.recon_loss)
     return {**losses, **{f"val/{k}": v for k, v in stats.items()}}
 
 
@@ -257,8 +262,9 @@ class PretrainSteps:
         actions = batch["actions"].to(self.device, non_blocking=True) if self.model.uses_actions else None
         with _autocast(self.device, self.precision):
             out = self.fwd(pixels, masks, g, gather=all_gather_rows, actions=actions)  # SIGReg: global batch
-        terms = all_reduce_mean(torch.stack([out.loss.detach(), out.pred_loss, out.sigreg, out.action_loss]).float())
-        loss_val, pred_val, sig_val, act_val = terms.tolist()
+        recon = out.recon_loss if out.recon_loss is not None else torch.zeros_like(out.action_loss)
+        terms = torch.stack([out.loss.detach(), out.pred_loss, out.sigreg, out.action_loss, recon]).float()
+        loss_val, pred_val, sig_val, act_val, recon_val = all_reduce_mean(terms).tolist()
         gnorm = guarded_update(
             self.opt, out.loss, {"loss": loss_val}, self.model.parameters(), self.clip, step, self.ckpt
         )
@@ -266,6 +272,8 @@ class PretrainSteps:
         self.seen += self.bs
         self.loss = loss_val
         scalars = {"loss": loss_val, "pred_loss": pred_val, "sigreg": sig_val, "action_loss": act_val}
+        if out.recon_loss is not None:
+            scalars["recon_loss"] = recon_val
         scalars = {**scalars, "lr": lr, "wd": wd, "ema_momentum": mom}
         return {**scalars, "grad_norm": gnorm, "tokens": out.tokens, "g": g}
 
@@ -324,6 +332,13 @@ def pretrain(
     local_batch_size(bs, dist.world_size)  # fail early when the global batch does not split evenly
     train_set = build_dataset(cfg["data"], "train") if train_set is None else train_set
     model = build_model(cfg, dist.device, clip_action_dim(train_set))  # JEPA checks it against model.action_weight
+    data_meta = getattr(train_set, "meta", None)  # a ClipDataset's: env, action bounds (None for a bare dataset)
+    e2e = model.action_term is not None and data_meta is not None  # the end-to-end world model is exported too
+    if e2e:
+        k = int(data_meta.get("frameskip", 1))  # bounds per env step -> per clip step
+        low, high = (torch.as_tensor(data_meta[b], dtype=torch.float32).repeat(k) for b in ("action_low",
+                                                                                            "action_high"))
+        model.action_term.set_action_bounds(low.to(dist.device), high.to(dist.device))
     if dist.distributed:  # per-rank stream for anything drawn from the global RNG (dataloader worker seeds)
         torch.manual_seed(step_seed(seed, dist.rank, 2))
     sampler = build_mask_sampler(cfg, model.encoder.cfg)
@@ -354,6 +369,9 @@ def pretrain(
     path = out_dir / "encoder.pt"
     if dist.is_main:
         save_encoder(exported, path, {"step": done, "random_init": done == 0, "seed": seed})
+        if e2e:  # the end-to-end baseline beside it (training/end_to_end.py)
+            save_end_to_end(model, data_meta, str(cfg["data"]["path"]), int(cfg["data"]["clip_len"]), out_dir,
+                                  file_sha256(path) if exported is model.encoder else None)
     early = stopped_early(cadence, done)
     warnings = [] if early is None else [stopped_early_warning("pretraining", early)]
     for line in warnings:
@@ -361,6 +379,7 @@ def pretrain(
     summary = {
         "encoder_path": str(path),
         "random_encoder_path": str(out_dir / "encoder_random.pt"),
+        "end_to_end_path": str(out_dir / END_TO_END) if e2e else None,
         "steps": done,
         "steps_planned": cadence.stop,
         "stopped_early": early,
