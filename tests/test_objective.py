@@ -47,6 +47,31 @@ def test_latent_distance_arithmetic(kind: str, steps: str) -> None:
     assert torch.all(at_goal[:, 1] == 0) and torch.all(at_goal[:, [0, 2]] > 0)
 
 
+def test_latent_distance_in_the_encoders_space_undoes_the_standardisation() -> None:
+    """space=encoder scores the encoder's own pooled latents: the distance between denormalised latents."""
+    wm = tiny_world_model()
+    n, d = wm.latent_std.shape
+    wm.latent_std.copy_(torch.rand(n, d) * 3 + 0.1)  # channels of very different spread
+    wm.latent_mean.copy_(torch.randn(n, d))
+    raw_pred, raw_goal = torch.randn(2, 3, 4, n, d), torch.randn(2, n, d)  # encoder-space latents
+    roll = Rollout(actions=torch.zeros(2, 3, 4, 2), latents=wm.normalize_latents(raw_pred))
+    target = Target(latents=wm.normalize_latents(raw_goal))
+    cfg = ObjectiveConfig.from_dict({"latent": {"space": "encoder", "steps": "all"}})
+    obj = build_objective(cfg, latent_std=wm.latent_std)
+    want = LatentDistance("l1", "all")(Rollout(roll.actions, latents=raw_pred), Target(latents=raw_goal))
+    torch.testing.assert_close(obj(roll, target), want, rtol=1e-4, atol=1e-5)
+    assert "LatentDistance(l1, all, encoder)" in obj.describe()
+    # the default space is the model's standardised latents, which ranks candidates differently here
+    default = build_objective(ObjectiveConfig.from_dict({"latent": {"steps": "all"}}), latent_std=wm.latent_std)
+    assert not torch.allclose(default(roll, target), want)
+    with pytest.raises(ValueError, match="needs the world model's latent_std"):
+        build_objective(cfg)
+    with pytest.raises(ValueError, match="objective.latent.space must be one of"):
+        ObjectiveConfig.from_dict({"latent": {"space": "raw"}})
+    with pytest.raises(ValueError, match="pass the world model's latent_std"):
+        LatentDistance(scale=torch.ones(n + 1, d))(roll, target)
+
+
 def test_objective_is_the_weighted_sum_and_drops_zero_weights() -> None:
     acts = torch.randn(2, 4, 3, 2)
     roll = Rollout(actions=acts, latents=torch.randn(2, 4, 3, 5, 6))

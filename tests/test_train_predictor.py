@@ -123,6 +123,36 @@ def test_bad_settings_are_clear_errors(inputs: dict[str, Path]) -> None:
         train_predictor(tiny_cfg(inputs, 2, "pool=avg"), inputs["dir"] / "bad3", device="cpu", progress=False)
 
 
+@pytest.mark.parametrize("norm", ["channel", "global", "none"])
+def test_latent_norm_sets_the_space_the_predictor_and_planner_share(inputs: dict[str, Path], norm: str) -> None:
+    """channel: every (token, channel) standardised; global: centred, one spread for all (the encoder's own
+    geometry, up to scale); none: raw. The world model's encode() returns latents in that space."""
+    summary = train_predictor(tiny_cfg(inputs, 1, f"model.latent_norm={norm}"), inputs["dir"] / f"norm_{norm}",
+                              device="cpu", progress=False)
+    wm = summary["world_model"].cpu()
+    std, mean = wm.latent_std, wm.latent_mean  # (N, D)
+    if norm == "channel":
+        assert std.std() > 0.05 * std.mean()  # channels of the tiny ViT differ in spread
+    elif norm == "global":
+        assert torch.allclose(std, std.flatten()[0].expand_as(std)) and float(mean.abs().sum()) > 0
+    else:
+        assert torch.all(std == 1) and torch.all(mean == 0)
+    px = torch.randint(0, 255, (3, 3, 32, 32), dtype=torch.uint8)
+    z = wm.encode(px)["latents"]  # (3, N, D)
+    torch.testing.assert_close(wm.denormalize_latents(z), wm.denormalize_latents(wm.normalize_latents(
+        wm.denormalize_latents(z))))
+    if norm != "channel":  # distances are the raw latents' up to one factor: the encoder's own geometry
+        raw = wm.denormalize_latents(z)
+        ratio = (z[0] - z[1]).abs().sum() / (raw[0] - raw[1]).abs().sum()
+        ratio2 = (z[0] - z[2]).abs().sum() / (raw[0] - raw[2]).abs().sum()
+        torch.testing.assert_close(ratio, ratio2)
+    for bad, match in (("model.latent_norm=pca", "model.latent_norm must be one of"),
+                       ("model.normalize_latents=false", "replaced by model.latent_norm: channel")):
+        with pytest.raises(ValueError, match=match):
+            train_predictor(tiny_cfg(inputs, 1, bad), inputs["dir"] / "norm_bad", device="cpu", progress=False)
+        assert not (inputs["dir"] / "norm_bad").exists()  # refused before anything is written
+
+
 @pytest.fixture(scope="module")
 def untrained(inputs: dict[str, Path]) -> dict[str, Any]:
     """train.steps=0: the predictor keeps its random initial weights, a world model that cannot beat copy-last."""

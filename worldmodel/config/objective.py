@@ -16,6 +16,9 @@ KINDS = ("l1", "l2")
 """distance kinds: l1 (mean |z - g|, V-JEPA 2-AC) | l2 (mean (z - g)^2)"""
 STEPS = ("last", "all")
 """which imagined steps a term scores: the last | the mean over the horizon"""
+SPACES = ("model", "encoder")
+"""where the latent distance is measured: model (the world model's per-channel standardised latents, what the predictor
+predicts) | encoder (the frozen encoder's own pooled latents: the standardisation undone, as V-JEPA 2-AC measures)"""
 READOUTS = ("ridge", "knn")
 """goal-proprio readouts: ridge (linear) | knn (mean proprio of the nearest training frames in latent L1)"""
 
@@ -37,10 +40,15 @@ class LatentTermConfig:
     """l1: mean |z - g| over tokens and channels (V-JEPA 2-AC) | l2: mean (z - g)^2"""
     steps: str = "last"
     """last: the final imagined step | all: the mean over the horizon"""
+    space: str = "model"
+    """model: distance between the world model's standardised latents (every channel at unit variance) | encoder:
+    between the frozen encoder's pooled latents (each channel weighted by its spread in the training data, so the
+    directions the encoder varies most in dominate; docs/results.md, "The cost's latent space")"""
 
     def __post_init__(self) -> None:
         check_choice("objective.latent.kind", self.kind, KINDS)
         check_choice("objective.latent.steps", self.steps, STEPS)
+        check_choice("objective.latent.space", self.space, SPACES)
 
 
 @dataclass

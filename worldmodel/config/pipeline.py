@@ -136,8 +136,10 @@ def check_stage_overrides(stage: str, overrides: Mapping[str, Any]) -> None:
                "evaluate": EvaluateConfig, "benchmark": BenchmarkConfig}
     raw = {k: v for k, v in dict(overrides).items() if k not in STAGE_GROUPS[stage] and k != "planner"}
     try:
-        OmegaConf.merge(OmegaConf.structured(schemas[stage]), raw)
+        merged = OmegaConf.merge(OmegaConf.structured(schemas[stage]), raw)
     except ConfigKeyError as exc:
         raise ValueError(_unknown_stage_key(stage, exc)) from None
+    if stage == "predictor":
+        OmegaConf.to_object(merged.model)  # the world model's own checks (model.latent_norm), before any stage runs
     if stage in ("evaluate", "benchmark") and overrides.get("planner"):
         typed_planner(dict(overrides["planner"]))

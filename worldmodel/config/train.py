@@ -46,14 +46,32 @@ class EmbedCacheConfig:
     """force a rebuild even when the key matches"""
 
 
+LATENT_NORMS = ("channel", "global", "none")
+"""how latents are scaled for the predictor and the cost: per (token, channel) | one spread | raw"""
+
+
 @dataclass
 class WorldModelConfig:
     """What the world model predicts and how it normalises."""
 
     use_proprio: bool = True
     """add a proprio token per frame (and an L1 proprio loss)"""
-    normalize_latents: bool = True
-    """standardise latents per (token, channel) with training-set statistics"""
+    latent_norm: str = "channel"
+    """how the encoder's pooled latents are scaled for the predictor and the planner's cost, from training-set
+    statistics: channel (standardise each (token, channel): every channel at unit spread) | global (centre each
+    channel, divide all by one spread: the encoder's own geometry, in which the directions it varies most in weigh
+    most in the loss and the cost) | none (the raw latents)"""
+    normalize_latents: bool | None = None
+    """replaced by latent_norm (true = channel, false = none); setting it is refused with that message"""
+
+    def __post_init__(self) -> None:
+        if self.normalize_latents is not None:
+            raise ValueError(
+                f"model.normalize_latents={self.normalize_latents} is replaced by model.latent_norm: channel (was "
+                "true) | none (was false) | global; set model.latent_norm instead"
+            )
+        if self.latent_norm not in LATENT_NORMS:
+            raise ValueError(f"model.latent_norm must be one of {list(LATENT_NORMS)}, got {self.latent_norm!r}")
     rollout_chunk: int = 1024
     """sequences per predictor chunk in WorldModel.rollout (B*S are flattened)"""
 

@@ -65,13 +65,21 @@ def refuse_moved_agent_keys(agent_cfg: Mapping[str, Any]) -> None:
 
 
 def build_objective(
-    cfg: ObjectiveConfig, probe_readout: Callable[[Tensor], Tensor] | None = None
+    cfg: ObjectiveConfig,
+    probe_readout: Callable[[Tensor], Tensor] | None = None,
+    latent_std: Tensor | None = None,
 ) -> Objective:
-    """The world-model agent's Objective from its settings (``probe_readout`` is needed when probe.weight > 0)."""
+    """The world-model agent's Objective from its settings (``probe_readout`` is needed when probe.weight > 0,
+    the world model's ``latent_std`` (N, D) when objective.latent.space=encoder)."""
     if cfg.probe.weight > 0 and probe_readout is None:
         raise ValueError("objective.probe.weight > 0 needs a probe readout fitted on labelled frames")
+    scale = None
+    if cfg.latent.weight > 0 and cfg.latent.space == "encoder":
+        if latent_std is None:
+            raise ValueError("objective.latent.space=encoder needs the world model's latent_std (pass latent_std=)")
+        scale = latent_std
     terms: list[tuple[float, Any]] = [
-        (cfg.latent.weight, LatentDistance(cfg.latent.kind, cfg.latent.steps)),
+        (cfg.latent.weight, LatentDistance(cfg.latent.kind, cfg.latent.steps, scale)),
         (cfg.proprio.weight, ProprioDistance(cfg.proprio.kind, cfg.proprio.steps)),
         (cfg.action.weight, ActionPenalty()),
     ]

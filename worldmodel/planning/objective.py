@@ -92,17 +92,29 @@ class LatentDistance:
     Args:
         kind: "l1" (mean absolute difference over tokens and channels) or "l2" (mean squared difference).
         steps: "last" (final imagined step) or "all" (mean over the horizon).
+        scale: optional (N, D) per-channel factor applied to the difference before the distance; the world
+            model's ``latent_std`` measures it between the encoder's own latents instead of standardised ones.
     """
 
-    def __init__(self, kind: str = "l1", steps: str = "last") -> None:
+    def __init__(self, kind: str = "l1", steps: str = "last", scale: Tensor | None = None) -> None:
         self.kind = check_choice("latent kind", kind, KINDS)
         self.steps = check_choice("latent steps", steps, STEPS)
+        self.scale = scale  # (N, D) or None
+        self.space = "model" if scale is None else "encoder"
 
     def __call__(self, rollout: Rollout, target: Target) -> Tensor:
         """(B, S) from latents (B, S, H, N, D) and target latents (B, N, D)."""
         pred = _require(rollout.latents, "imagined latents (a world model's rollout)", "latent")
         goal = _require(target.latents, "target latents (an encoded goal image)", "latent").to(pred.device)
-        per_step = distance(pred - goal[:, None, None], self.kind, 2)  # (B, S, H)
+        diff = pred - goal[:, None, None]  # (B, S, H, N, D)
+        if self.scale is not None:
+            if self.scale.shape != diff.shape[-2:]:
+                raise ValueError(
+                    f"latent scale {tuple(self.scale.shape)} does not match the latents' (N, D) = "
+                    f"{tuple(diff.shape[-2:])}; pass the world model's latent_std"
+                )
+            diff = diff * self.scale.to(diff.device, diff.dtype)
+        per_step = distance(diff, self.kind, 2)  # (B, S, H)
         return reduce_steps(per_step, self.steps)
 
 
@@ -206,7 +218,8 @@ class Objective:
 
 def _term_name(term: CostTerm) -> str:
     name = type(term).__name__
-    parts = [getattr(term, "kind", None), getattr(term, "steps", None)]
+    space = getattr(term, "space", None)
+    parts = [getattr(term, "kind", None), getattr(term, "steps", None), None if space in (None, "model") else space]
     detail = ", ".join(p for p in parts if p)
     return f"{name}({detail})" if detail else name
 

@@ -25,6 +25,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Mapping
+from dataclasses import fields
 from pathlib import Path
 from typing import Any
 
@@ -33,6 +34,7 @@ import torch
 from torch import Tensor, nn
 
 from worldmodel.checkpoint import load_state_dict_checked
+from worldmodel.config.train import WorldModelConfig
 from worldmodel.data.embed_cache import CacheInfo, EmbeddingCache, LatentClipDataset, ensure_cache
 from worldmodel.models.encoders.registry import encoder_spec, load_frame_encoder
 from worldmodel.models.predictor import ActionConditionedPredictor, PredictorConfig
@@ -293,16 +295,27 @@ def config_cameras(data_cfg: Mapping[str, Any]) -> list[str] | None:
     return [str(c) for c in cams]
 
 
+def latent_norm_of(model_cfg: Mapping[str, Any]) -> str:
+    """``model.latent_norm`` of a plain-dict config, checked by the schema (which refuses the old boolean
+    ``model.normalize_latents`` with its new spelling)."""
+    known = {f.name for f in fields(WorldModelConfig)}
+    return WorldModelConfig(**{k: v for k, v in model_cfg.items() if k in known}).latent_norm
+
+
 def run_stats(
     state: Mapping[str, Any] | None, train_set: LatentClipDataset, cfg: Mapping[str, Any]
 ) -> dict[str, Tensor]:
-    """Normalisation statistics: the checkpoint's on resume, else the training set's; latents are left unscaled
-    when model.normalize_latents is false."""
+    """Normalisation statistics: the checkpoint's on resume, else the training set's, scaled as model.latent_norm
+    says (channel: per (token, channel) | global: per-channel mean, one spread | none: identity)."""
     stats = state["stats"] if state is not None else latent_stats(train_set)
-    if bool(cfg["model"].get("normalize_latents", True)):
-        return stats
-    zero, one = torch.zeros_like(stats["latent_mean"]), torch.ones_like(stats["latent_std"])
-    return {**stats, "latent_mean": zero, "latent_std": one}
+    norm = latent_norm_of(cfg["model"])
+    mean, std = stats["latent_mean"], stats["latent_std"]  # (N, D) each
+    if norm == "global":
+        spread = std.float().pow(2).mean().sqrt()  # RMS of the per-channel spreads: one scalar
+        return {**stats, "latent_std": torch.full_like(std, float(spread))}
+    if norm == "none":
+        return {**stats, "latent_mean": torch.zeros_like(mean), "latent_std": torch.ones_like(std)}
+    return stats
 
 
 def predictor_config_for(cfg: Mapping[str, Any], train_set: LatentClipDataset) -> PredictorConfig:
@@ -475,6 +488,7 @@ def train_predictor(
     tcfg = cfg["train"]
     steps, bs, seed = int(tcfg["steps"]), int(tcfg["batch_size"]), int(tcfg["seed"])
     local_batch_size(bs, dist.world_size)  # fail early when the global batch does not split evenly
+    latent_norm_of(cfg["model"])  # and on a bad model.latent_norm, before the cache is built
     with main_first():  # rank 0 builds the shared cache; the others then open it (never rebuild it again)
         train_set, val_set, cache_info = build_datasets(
             cfg, dist.device, progress and dist.is_main, allow_rebuild=dist.is_main
