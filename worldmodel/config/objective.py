@@ -43,7 +43,7 @@ class LatentTermConfig:
     space: str = "model"
     """model: distance between the world model's standardised latents (every channel at unit variance) | encoder:
     between the frozen encoder's pooled latents (each channel weighted by its spread in the training data, so the
-    directions the encoder varies most in dominate; docs/results.md, "The cost's latent space")"""
+    directions the encoder varies most in dominate; docs/results.md, "The predictor's latent space")"""
 
     def __post_init__(self) -> None:
         check_choice("objective.latent.kind", self.kind, KINDS)

@@ -63,6 +63,8 @@ class WorldModelConfig:
     most in the loss and the cost) | none (the raw latents)"""
     normalize_latents: bool | None = None
     """replaced by latent_norm (true = channel, false = none); setting it is refused with that message"""
+    rollout_chunk: int = 1024
+    """sequences per predictor chunk in WorldModel.rollout (B*S are flattened)"""
 
     def __post_init__(self) -> None:
         if self.normalize_latents is not None:
@@ -72,8 +74,6 @@ class WorldModelConfig:
             )
         if self.latent_norm not in LATENT_NORMS:
             raise ValueError(f"model.latent_norm must be one of {list(LATENT_NORMS)}, got {self.latent_norm!r}")
-    rollout_chunk: int = 1024
-    """sequences per predictor chunk in WorldModel.rollout (B*S are flattened)"""
 
 
 @dataclass

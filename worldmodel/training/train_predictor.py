@@ -25,7 +25,6 @@ from __future__ import annotations
 
 import time
 from collections.abc import Mapping
-from dataclasses import fields
 from pathlib import Path
 from typing import Any
 
@@ -34,6 +33,7 @@ import torch
 from torch import Tensor, nn
 
 from worldmodel.checkpoint import load_state_dict_checked
+from worldmodel.config.evaluate import typed
 from worldmodel.config.train import WorldModelConfig
 from worldmodel.data.embed_cache import CacheInfo, EmbeddingCache, LatentClipDataset, ensure_cache
 from worldmodel.models.encoders.registry import encoder_spec, load_frame_encoder
@@ -298,8 +298,7 @@ def config_cameras(data_cfg: Mapping[str, Any]) -> list[str] | None:
 def latent_norm_of(model_cfg: Mapping[str, Any]) -> str:
     """``model.latent_norm`` of a plain-dict config, checked by the schema (which refuses the old boolean
     ``model.normalize_latents`` with its new spelling)."""
-    known = {f.name for f in fields(WorldModelConfig)}
-    return WorldModelConfig(**{k: v for k, v in model_cfg.items() if k in known}).latent_norm
+    return typed(WorldModelConfig, model_cfg).latent_norm
 
 
 def run_stats(
