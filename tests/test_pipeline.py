@@ -313,4 +313,8 @@ def test_task_presets_and_budgets_compose_into_valid_stages() -> None:
     assert {"variants.latent_proprio=null", "variants.latent_proprio_subgoals=null"} <= set(push["benchmark"])
     reacher = _stage_args(_pipeline_cfg("env=reacher"), "reacher")
     assert "objective.proprio.readout=knn" in reacher["evaluate"] and "benchmark" in reacher
+    main = _stage_args(_pipeline_cfg(), "tworoom")  # the predictor's latent space: raw, but standardised on Reacher
+    for name in ("predictor_world_model", "predictor_random_init"):
+        assert "model.latent_norm=none" in main[name] and "model.latent_norm=none" in push[name]
+        assert "model.latent_norm=channel" in reacher[name] and "model.latent_norm=none" not in reacher[name]
     assert _pipeline_cfg("env=gym_reacher")["env_kwargs"] == {"action_repeat": 2}  # no preset: the defaults

@@ -220,6 +220,31 @@ def _agent_cfg(horizon: int, **agent: Any) -> dict[str, Any]:
     return {"planner": planner, "agent": agent, "objective": None}
 
 
+def test_a_predictor_worse_only_at_early_steps_warns_only_where_planning_reads_them(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    """A model worse than copy-last at step 1 only (as predictors on raw latents are) is not called a random-floor
+    model when trained; planning warns only when the goal cost's step (planner.horizon) is one it does not beat."""
+    from types import SimpleNamespace
+
+    from worldmodel.planning.horizon import check_world_model_horizon
+    from worldmodel.training.train_predictor import copy_last_warning
+
+    rec = {"horizon": [1, 2, 3], "model_over_copy_last": [1.11, 0.81, 0.68], "not_beaten_at": [1], "clips": 8}
+    assert copy_last_warning(rec) is None
+    full = copy_last_warning({**rec, "model_over_copy_last": [1.2, 1.1, 1.05], "not_beaten_at": [1, 2, 3]})
+    assert full is not None and "any rollout step 1..3" in full and "h=3: 1.05" in full
+    wm = SimpleNamespace(meta={"trained_horizon": 3, "copy_last_by_horizon": rec}, frameskip=1)
+    with caplog.at_level("WARNING", logger="worldmodel.planning.horizon"):
+        check_world_model_horizon(wm, 3)
+        check_world_model_horizon(wm, 2)
+    assert not [r for r in caplog.records if "copy-last" in r.getMessage()]
+    with caplog.at_level("WARNING", logger="worldmodel.planning.horizon"):
+        check_world_model_horizon(wm, 1)
+    (warned,) = [r.getMessage() for r in caplog.records if "copy-last" in r.getMessage()]
+    assert "planner.horizon=1 reads" in warned and "random floor" in warned
+
+
 def test_planning_past_the_trained_horizon_is_refused(untrained: dict[str, Any]) -> None:
     """Trained on 4-frame clips: 3 predictor steps ahead of one frame plan, 4 are refused (naming both numbers and
     the override), and agent.allow_long_horizon=true or a world model from before the meta was recorded plan."""

@@ -5,8 +5,9 @@ predictor step, P proprio dim, L frames of an episode.
 
 For each window the model sees C true frames (and the actions between them), then imagines H frames open-loop
 from the H logged actions. Errors are mean L1 per latent entry at each step h = 1..H, in the model's
-normalised latent space (primary) and in raw encoder units. Baselines: repeat the last context frame
-("copy_last"), and the training-set mean latent ("mean_embedding", stored with the world model).
+latent space (primary; standardised or raw as its ``latent_norm`` says) and in raw encoder units. Baselines:
+repeat the last context frame ("copy_last"), and the training-set mean latent ("mean_embedding", stored with the
+world model).
 """
 
 from __future__ import annotations
@@ -164,7 +165,7 @@ def rollout_error(
         "frameskip": wm.frameskip,
         "trained_horizon": (wm.meta or {}).get("trained_horizon"),  # None: saved before it was recorded
         "pool": wm.pool,
-        "metric": "mean L1 per latent entry (normalised latent space; *_raw: raw encoder units)",
+        "metric": "mean L1 per latent entry (the world model's own latent space; *_raw: raw encoder units)",
         **per,
         "model_over_copy_last": ratio,
     }

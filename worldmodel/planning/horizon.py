@@ -60,18 +60,23 @@ def check_world_model_horizon(
     wm: Any, horizon: int, context_frames: int = 1, allow: bool = False, allow_key: str = ALLOW_KEY
 ) -> None:
     """check_planning_horizon for a loaded world model (its meta and frameskip), and a WARNING on stderr when its
-    training found it no better than copy-last. World models saved before the trained horizon was recorded in
-    their meta are not refused: what they were trained on is not known for certain."""
+    training found it no better than copy-last at the step a last-step goal cost reads (``horizon``; a model worse
+    only at earlier steps plans fine, e.g. one trained on raw latents at step 1). World models saved before the
+    trained horizon was recorded in their meta are not refused: what they were trained on is not known for
+    certain."""
     meta = getattr(wm, "meta", None) or {}
     check_planning_horizon(
         horizon, context_frames, trained_horizon(meta), int(getattr(wm, "frameskip", 1)), allow, allow_key
     )
     record = meta.get("copy_last_by_horizon") or {}
-    if record.get("not_beaten_at"):
+    bad = record.get("not_beaten_at") or []
+    last = min(int(horizon), len(record.get("horizon") or [horizon]))  # the step a last-step goal cost reads
+    if last in bad:
         log.warning(
-            "this world model did not beat copy-last on its validation clips at rollout step(s) %s (see its "
-            "training's train_summary.json); expect planning near the random floor",
-            record["not_beaten_at"],
+            "this world model did not beat copy-last on its validation clips at rollout step(s) %s, which "
+            "planner.horizon=%d reads (see its training's train_summary.json); expect planning near the random floor",
+            bad,
+            int(horizon),
         )
 
 
