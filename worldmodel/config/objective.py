@@ -17,8 +17,8 @@ KINDS = ("l1", "l2")
 STEPS = ("last", "all")
 """which imagined steps a term scores: the last | the mean over the horizon"""
 SPACES = ("model", "encoder")
-"""where the latent distance is measured: model (the world model's per-channel standardised latents, what the predictor
-predicts) | encoder (the frozen encoder's own pooled latents: the standardisation undone, as V-JEPA 2-AC measures)"""
+"""where the latent distance is measured: model (the world model's own latents, what the predictor predicts, scaled
+as its model.latent_norm says) | encoder (the frozen encoder's pooled latents: any scaling undone, V-JEPA 2-AC's)"""
 READOUTS = ("ridge", "knn")
 """goal-proprio readouts: ridge (linear) | knn (mean proprio of the nearest training frames in latent L1)"""
 
@@ -41,9 +41,10 @@ class LatentTermConfig:
     steps: str = "last"
     """last: the final imagined step | all: the mean over the horizon"""
     space: str = "model"
-    """model: distance between the world model's standardised latents (every channel at unit variance) | encoder:
-    between the frozen encoder's pooled latents (each channel weighted by its spread in the training data, so the
-    directions the encoder varies most in dominate; docs/results.md, "The predictor's latent space")"""
+    """model: distance between the world model's own latents (standardised per channel, one spread or raw, as its
+    model.latent_norm says) | encoder: between the frozen encoder's pooled latents (each channel weighted by its
+    spread in the training data, so the directions the encoder varies most in dominate; the same as model for a
+    world model on raw latents; docs/results.md, "The predictor's latent space")"""
 
     def __post_init__(self) -> None:
         check_choice("objective.latent.kind", self.kind, KINDS)

@@ -70,8 +70,7 @@ def check_world_model_horizon(
     )
     record = meta.get("copy_last_by_horizon") or {}
     bad = record.get("not_beaten_at") or []
-    last = min(int(horizon), len(record.get("horizon") or [horizon]))  # the step a last-step goal cost reads
-    if last in bad:
+    if min(int(horizon), len(record.get("horizon") or ())) in bad:  # the step a last-step goal cost reads
         log.warning(
             "this world model did not beat copy-last on its validation clips at rollout step(s) %s, which "
             "planner.horizon=%d reads (see its training's train_summary.json); expect planning near the random floor",
