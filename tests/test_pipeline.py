@@ -317,4 +317,8 @@ def test_task_presets_and_budgets_compose_into_valid_stages() -> None:
     for name in ("predictor_world_model", "predictor_random_init"):
         assert "model.latent_norm=none" in main[name] and "model.latent_norm=none" in push[name]
         assert "model.latent_norm=channel" in reacher[name] and "model.latent_norm=none" not in reacher[name]
+    over_horizon = [main["evaluate"], reacher["evaluate"], reacher["benchmark"]]  # the main job has no protocol stage
+    assert all("objective.latent.steps=all" in args for args in over_horizon)
+    for stage in ("evaluate", "benchmark"):  # Push keeps the cost at the last imagined step
+        assert "objective.latent.steps=last" in push[stage] and "objective.latent.steps=all" not in push[stage]
     assert _pipeline_cfg("env=gym_reacher")["env_kwargs"] == {"action_repeat": 2}  # no preset: the defaults

@@ -35,6 +35,9 @@ class SubgoalsConfig:
             raise ValueError(f"agent.subgoals.lookahead={self.lookahead} must be > 0 (or null)")
 
 
+DYNAMICS = ("predictor", "simulator")
+
+
 @dataclass
 class AgentConfig:
     """How the world-model agent acts."""
@@ -48,9 +51,15 @@ class AgentConfig:
     anyway; refused otherwise (world models from before that was recorded in their meta are never refused)"""
     subgoals: SubgoalsConfig = field(default_factory=SubgoalsConfig)
     """waypoint graph over dataset frames (off by default)"""
+    dynamics: str = "predictor"
+    """how candidates become latents: "predictor" imagines them (the world model); "simulator" simulates them in
+    the env's true physics and encodes the rendered frames (the encoder's latent cost with a perfect predictor: a
+    diagnostic that separates the representation from the predictor; needs an env with a simulator)"""
 
     def __post_init__(self) -> None:
         if self.execute_steps < 1 or self.context_frames < 1:
             raise ValueError(
                 f"agent.execute_steps={self.execute_steps} and agent.context_frames={self.context_frames} must be >= 1"
             )
+        if self.dynamics not in DYNAMICS:
+            raise ValueError(f"agent.dynamics={self.dynamics!r} must be one of {list(DYNAMICS)}")

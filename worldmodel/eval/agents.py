@@ -27,6 +27,7 @@ from worldmodel.planning import (
     LatentTargets,
     Objective,
     ProprioDistance,
+    RenderedDynamics,
     SimulatorDynamics,
     StateTargets,
     TaskDistance,
@@ -120,6 +121,8 @@ class LatentPlanningAgent:
             ProprioDistance term (the goal's proprio is read out of the goal image, never given).
         subgoal_graph: optional waypoint graph over dataset latents; each plan aims ``subgoal_lookahead`` env
             steps along its shortest path to the goal (None: the planner's reach, horizon x frameskip).
+        dynamics: "predictor" (imagine candidates with the world model) or "simulator" (simulate them in the env's
+            true physics and encode the rendered frames: the same latent cost with a perfect predictor).
     """
 
     name = "world_model"
@@ -134,14 +137,18 @@ class LatentPlanningAgent:
         proprio_readout: Callable[[Tensor], Tensor] | None = None,
         subgoal_graph: Any = None,
         subgoal_lookahead: float | None = None,
+        dynamics: str = AgentConfig.dynamics,
     ) -> None:
         if objective.needs(ProprioDistance) and proprio_readout is None:
             raise ValueError("an objective with a proprio term needs a proprio readout of the goal latents")
+        if dynamics == "simulator":
+            _check_rendered(world_model, objective)
         self.wm, self.planner, self.objective = world_model, planner, objective
         self.readout = proprio_readout if objective.needs(ProprioDistance) else None
         self.graph, self.lookahead = subgoal_graph, _lookahead(subgoal_graph, subgoal_lookahead, planner,
                                                                world_model.frameskip)
         self.execute_steps, self.context_frames = int(execute_steps), max(1, int(context_frames))
+        self.dynamics, self.sim, self.render = dynamics, None, None
         self.controller: RecedingHorizonController | None = None
         self.targets: LatentTargets | None = None
         self.history: dict[str, list[Tensor]] = {"latents": [], "proprio": [], "actions": []}  # each (B, ...)
@@ -174,6 +181,12 @@ class LatentPlanningAgent:
         goal = self._encode(self._observed(batch, goal=True), None)["latents"]  # (B, N, D)
         self.targets = LatentTargets(goal, self.readout, self.graph, self.lookahead)
         self.history = {"latents": [], "proprio": [], "actions": []}
+        if self.dynamics == "simulator" and self.sim is None:
+            from envs.contract import require
+
+            base: Any = batch.base[0]
+            require(base, "simulator", "agent.dynamics=simulator", SIMULATOR_DYNAMICS_FIX)
+            self.sim, self.render = base.batch_simulator(), base.render_state
 
     def _remember(self, key: str, value: Tensor | None, keep: int) -> list[Tensor]:
         if value is not None:
@@ -189,17 +202,48 @@ class LatentPlanningAgent:
         acts = self.history["actions"][-(t0 - 1) :] if t0 > 1 else []
         return LatentDynamics(self.wm, lat, prop, torch.stack(acts, dim=1) if acts else None)  # (B, T0-1, A)
 
+    def _rendered(self, batch: EnvBatch) -> RenderedDynamics:
+        """The true simulator from the envs' exact states, its frames encoded by the world model's encoder."""
+        reads_all = any(getattr(term, "steps", "last") == "all" for _, term in self.objective.terms)
+
+        def encode(frames: Tensor) -> Tensor:  # (M, 3, H, W) uint8 -> (M, N, D), the goal's latent space
+            return self.wm.encode(frames)["latents"]
+
+        return RenderedDynamics(
+            self.sim, batch.states(), self.render, encode, self.wm.frameskip, "all" if reads_all else "last"
+        )
+
     def act(self, batch: EnvBatch) -> np.ndarray:
         """Plan for all envs in one batched call; (B, k * frameskip, A_env) env actions."""
         assert self.controller is not None and self.targets is not None, "call reset() first"
         obs = self._encode(self._observed(batch, goal=False), batch.proprio)
-        dynamics = self._dynamics(obs)
+        dynamics = self._dynamics(obs) if self.dynamics == "predictor" else self._rendered(batch)
         target = self.targets(obs["latents"])  # type: ignore[arg-type]
         plan = self.controller.act(cost_function(dynamics, self.objective, target))  # (B, k, A)
         # The first executed planner action is the context action before the next observed frame.
-        self._remember("actions", plan[:, 0].to(dynamics.latents.device), self.context_frames - 1)
+        self._remember("actions", plan[:, 0].to(obs["latents"].device), self.context_frames - 1)  # type: ignore[union-attr]
         b, k, _ = plan.shape
         return plan.reshape(b, k * self.wm.frameskip, batch.action_low.shape[0]).cpu().numpy()
+
+
+SIMULATOR_DYNAMICS_FIX = (
+    "agent.dynamics=simulator simulates candidates in the env's physics; use an env with a simulator (the built-in "
+    "tasks, or the generic adapter with env.kwargs.simulator=true) or leave agent.dynamics=predictor"
+)
+
+
+def _check_rendered(world_model: Any, objective: Objective) -> None:
+    """Refuse what agent.dynamics=simulator cannot score: terms that need imagined proprio, other cameras."""
+    if objective.needs(ProprioDistance):
+        raise ValueError(
+            "agent.dynamics=simulator scores encoded frames only; it has no imagined proprio for the proprio term: "
+            "set objective.proprio.weight=0"
+        )
+    if getattr(world_model, "cameras", None) is not None:
+        raise ValueError(
+            "agent.dynamics=simulator renders the main camera only; this world model reads several cameras "
+            f"({world_model.cameras}): leave agent.dynamics=predictor"
+        )
 
 
 class OracleAgent:

@@ -21,7 +21,7 @@ from worldmodel.eval.views import model_pixels
 from worldmodel.planning import ObjectiveConfig, build_objective, refuse_moved_agent_keys
 from worldmodel.planning.horizon import check_world_model_horizon
 
-AGENT_KEYS = ("execute_steps", "context_frames", "subgoals", "allow_long_horizon")
+AGENT_KEYS = ("execute_steps", "context_frames", "subgoals", "allow_long_horizon", "dynamics")
 
 
 def build_planner(
@@ -73,6 +73,7 @@ def check_agent_config(agent_cfg: Mapping[str, Any], objective_cfg: Mapping[str,
     if unknown:
         raise ValueError(f"unknown agent keys {unknown}; known keys: {list(AGENT_KEYS)}")
     subgoal_config(agent_cfg.get("subgoals"))
+    typed(AgentConfig, dict(agent_cfg))  # bad values (agent.dynamics=...) raise the schema's own message
     ObjectiveConfig.from_dict(objective_cfg)
 
 
@@ -177,6 +178,7 @@ def world_model_agent(
         proprio_readout=proprio_readout(wm, obj_cfg),
         subgoal_graph=latent_graph(wm, sub),
         subgoal_lookahead=sub.lookahead,  # None: the agent's plan reach (horizon x frameskip)
+        dynamics=agent.dynamics,
     )
 
 

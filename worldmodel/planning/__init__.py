@@ -8,7 +8,7 @@ feed them (world model or simulator). ``cost_function(dynamics, objective, targe
 """
 
 from worldmodel.planning.config import ObjectiveConfig, build_objective, refuse_moved_agent_keys
-from worldmodel.planning.dynamics import LatentDynamics, SimulatorDynamics
+from worldmodel.planning.dynamics import LatentDynamics, RenderedDynamics, SimulatorDynamics
 from worldmodel.planning.objective import (
     ActionPenalty,
     CostTerm,
@@ -36,6 +36,7 @@ __all__ = [
     "ObjectiveConfig",
     "ProprioDistance",
     "ReadoutDistance",
+    "RenderedDynamics",
     "Rollout",
     "SimulatorDynamics",
     "StateTargets",
