@@ -73,7 +73,6 @@ class SimulatorDynamics:
         return Rollout(actions=actions, states=traj)
 
 
-
 class RenderedDynamics:
     """The true simulator seen through the world model's frozen encoder: its latent cost with perfect prediction.
 
