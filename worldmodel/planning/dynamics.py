@@ -76,20 +76,20 @@ class SimulatorDynamics:
 class RenderedDynamics:
     """The true simulator seen through the world model's frozen encoder: its latent cost with perfect prediction.
 
-    Each candidate is simulated exactly from the current env states (as for the oracle), the frames the objective
-    reads are rendered and encoded into the world model's latent space, and the objective scores those latents
-    against the goal image's, exactly as it scores imagined ones. Planning with it measures what the
-    *representation* allows when the predictor makes no error: the ceiling of a latent goal cost, to set beside
-    the world model's (predictor + representation) and the oracle's (true task distance).
+    Each candidate is simulated exactly from the current env states (``SimulatorDynamics``, as for the oracle), the
+    frames the objective reads are rendered and encoded into the world model's latent space, and the objective
+    scores those latents against the goal image's, exactly as it scores imagined ones. Planning with it measures
+    what the *representation* allows when the predictor makes no error: the ceiling of a latent goal cost, to set
+    beside the world model's (predictor + representation) and the oracle's (true task distance).
 
     Args:
         simulator: ``envs.simulate.BatchSimulator`` ((N, Ds) states, (N, H, A) env actions -> (N, H, Ds)).
         states: (B, Ds) current env states.
         render: one env state (Ds,) -> (H_img, W_img, 3) uint8 frame, as the env observes it.
-        encode: (M, 3, H_img, W_img) uint8 frames -> (M, N, D) latents in the world model's space.
+        encode: (M, 3, H_img, W_img) uint8 frames -> (M, N, D) latents in the world model's space (all M frames in
+            one call: ``WorldModel.encode`` batches them itself).
         frameskip: env steps per planner step (each planner action is held this long).
         steps: "last" renders the final step only (the objective reads nothing else); "all" renders every step.
-        chunk: frames encoded per call (bounds memory).
     """
 
     def __init__(
@@ -100,24 +100,20 @@ class RenderedDynamics:
         encode: Callable[[Tensor], Tensor],
         frameskip: int = 1,
         steps: str = "last",
-        chunk: int = 1024,
     ) -> None:
         if steps not in ("last", "all"):
             raise ValueError(f"steps={steps!r} must be 'last' or 'all'")
-        self.sim, self.states, self.render, self.encode = simulator, np.asarray(states), render, encode
-        self.frameskip, self.steps, self.chunk = int(frameskip), steps, int(chunk)
+        self.physics, self.render, self.encode = SimulatorDynamics(simulator, states), render, encode
+        self.frameskip, self.steps = int(frameskip), steps
 
     def __call__(self, actions: Tensor) -> Rollout:
         """(B, S, H, A) actions -> encoded latents (B, S, H', N, D), H' = 1 ("last") or H, and states (B, S, H, Ds)."""
-        b, s, h, a = actions.shape
-        acts = actions.detach().cpu().numpy().astype(np.float64).reshape(b * s, h, a)  # (B*S, H, A)
-        acts = np.repeat(acts, self.frameskip, axis=1)  # (B*S, H*fs, A): each planner action held fs env steps
-        traj = self.sim(np.repeat(self.states, s, axis=0), acts)[:, self.frameskip - 1 :: self.frameskip]
-        seen = traj[:, -1:] if self.steps == "last" else traj  # (B*S, H', Ds)
-        flat = seen.reshape(-1, seen.shape[-1])  # (M, Ds)
+        held = actions.repeat_interleave(self.frameskip, dim=2)  # (B, S, H*fs, A): each action held fs env steps
+        traj = self.physics(held).states[:, :, self.frameskip - 1 :: self.frameskip]  # (B, S, H, Ds)
+        seen = traj[:, :, -1:] if self.steps == "last" else traj  # (B, S, H', Ds)
         # One renderer draws one frame at a time: this loop is MuJoCo's, not the planner's (a diagnostic path).
-        frames = torch.from_numpy(np.stack([self.render(x) for x in flat])).permute(0, 3, 1, 2)  # (M, 3, H, W)
+        frames = np.stack([self.render(x) for x in seen.reshape(-1, seen.shape[-1])])  # (M, H_img, W_img, 3)
         with torch.no_grad():
-            lat = torch.cat([self.encode(frames[i : i + self.chunk]) for i in range(0, len(frames), self.chunk)])
-        latents = lat.reshape(b, s, seen.shape[1], *lat.shape[1:]).to(actions.device)  # (B, S, H', N, D)
-        return Rollout(actions=actions, latents=latents, states=traj.reshape(b, s, h, -1))
+            lat = self.encode(torch.from_numpy(frames).permute(0, 3, 1, 2))  # (M, N, D)
+        latents = lat.reshape(*seen.shape[:3], *lat.shape[1:]).to(actions.device)  # (B, S, H', N, D)
+        return Rollout(actions=actions, latents=latents, states=traj)
