@@ -3,6 +3,7 @@
 python scripts/probe_encoder.py --data data/tworoom.h5 --encoder runs/pretrain/X/encoder.pt [--random PATH]
 python scripts/probe_encoder.py --data data/mine.h5 --encoder ENC.pt --coords 'x=state[0],y=state[1]' --radius 0.05
 python scripts/probe_encoder.py --data data/tworoom.h5 --encoder dinov2:weights/dinov2-small
+python scripts/probe_encoder.py --data data/tworoom.h5 --encoder ENC.pt --world-model wm=runs/.../world_model.pt
 
 --encoder is any frozen encoder the encoder loader reads (worldmodel/models/encoders/registry.py): the in-house
 export (encoder.pt, or a VideoViT.save_pretrained directory), or FAMILY:DIR for a foundation encoder from local
@@ -53,6 +54,7 @@ from worldmodel.eval.probes import (  # noqa: E402
     probe_encoder,
     random_init_like,
     task_env,
+    world_model_distances,
 )
 from worldmodel.models.encoders.protocol import FrameEncoder  # noqa: E402
 from worldmodel.models.encoders.registry import EncoderLike, load_frame_encoder  # noqa: E402
@@ -120,6 +122,14 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     p.add_argument("--knn", type=positive_int, default=None,
                    help="also a non-linear probe: each test frame's coordinates as the mean of its K nearest training "
                    "frames in L1 latent distance (the planner's metric); R2 per coordinate")
+    p.add_argument(
+        "--world-model",
+        action="append",
+        default=[],
+        metavar="NAME=PATH",
+        help="also profile a world model's latent goal distances on the same pairs: its latent L1 (the planner's "
+        "latent term) and its learned step metric when it has one (objective.metric); repeatable",
+    )
     p.add_argument("--max-train", type=positive_int, default=4000)
     p.add_argument("--max-test", type=positive_int, default=2000)
     p.add_argument("--anchors", type=positive_int, default=200, help="anchor frames for the pair distances")
@@ -134,6 +144,10 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     args.grids = parse_grids(args.grids)
     if not (args.device == "cpu" or args.device == "cuda" or args.device.startswith("cuda:")):
         p.error(f"argument --device: expected cpu, cuda or cuda:N, got {args.device!r}")
+    for entry in args.world_model:
+        name, sep, path = entry.partition("=")
+        if not sep or not name or not path:
+            p.error(f"argument --world-model: expected NAME=PATH, got {entry!r}")
     if args.json and Path(args.json).is_dir():
         p.error(f"argument --json: {args.json} is a folder; give a file name")
     return args
@@ -282,6 +296,39 @@ def print_table(results: dict[str, dict[str, Any]], names: list[str], radius: fl
         print(f"{k:<28}" + "".join(f"{results[e]['collapse'][k]:>{w}.4f}" for e in encs))
 
 
+def print_distances(results: dict[str, dict[str, dict[str, Any]]]) -> None:
+    """The world models' latent goal distances side by side: rank correlation and profile over true distance."""
+    cols = [(wm, kind) for wm, kinds in results.items() for kind in kinds]
+    w = max(14, *(len(wm) + len(kind) + 3 for wm, kind in cols))
+    print("\n== world models: the planner's latent goal distances on the same pairs ==")
+    print(f"{'metric':<28}" + "".join(f"{wm + ' ' + kind:>{w}}" for wm, kind in cols))
+    first = results[cols[0][0]][cols[0][1]]
+    rows = [("Spearman latent~true (all)", "spearman_all", None), ("Spearman (near < 2r)", "spearman_near", None)]
+    edges = first.get("profile_edges", [])
+    rows += [(f"dist/mean true {lo:g}-{hi:g}r", "profile", k) for k, (lo, hi) in enumerate(zip(edges[:-1], edges[1:]))]
+    for label, key, k in rows:
+        if key not in first:
+            continue
+        vals = [results[wm][kind][key] if k is None else results[wm][kind][key][k] for wm, kind in cols]
+        print(f"{label:<28}" + "".join(f"{v:>{w}.4f}" for v in vals))
+
+
+def load_world_models(entries: list[str], device: str) -> dict[str, Any]:
+    """NAME=PATH entries -> loaded world models; a bad file is a ValueError naming the option."""
+    from worldmodel.checkpoint import CheckpointError
+    from worldmodel.world_model import WorldModel, WorldModelError
+
+    out = {}
+    for entry in entries:
+        name, _, path = entry.partition("=")
+        try:
+            out[name] = WorldModel.load(path, device)
+        except (CheckpointError, WorldModelError, FileNotFoundError) as exc:
+            hint = "give a world_model.pt of scripts/train_predictor.py"
+            raise ValueError(f"--world-model {entry}: {exc} ({hint})") from None
+    return out
+
+
 @user_errors_exit
 def main(argv: list[str] | None = None) -> None:
     """Check the inputs, load data and encoders, run the probes, print the table (and optionally write JSON)."""
@@ -291,6 +338,7 @@ def main(argv: list[str] | None = None) -> None:
     meta, dims = column_dims(args.data)  # a missing or corrupt file fails here, before any loading
     env, spec = choose_coordinates(args, meta, dims)
     enc, rnd, rnd_label = load_encoders(args)
+    world_models = load_world_models(args.world_model, args.device)
 
     train = load_probe_frames(args.data, "train", args.max_train, val_fraction=args.val_fraction)
     test = load_probe_frames(args.data, "val", args.max_test, val_fraction=args.val_fraction)
@@ -318,6 +366,12 @@ def main(argv: list[str] | None = None) -> None:
         f"random-init: {rnd_label}"
     )
     print_table(results, target.names, target.radius)
+    if world_models:
+        results["world_models"] = {
+            name: world_model_distances(wm, test["pixels"], target.pairs, target.radius)
+            for name, wm in world_models.items()
+        }
+        print_distances(results["world_models"])
     if args.json:
         Path(args.json).write_text(json.dumps(results, indent=2))
 

@@ -90,6 +90,7 @@ CASES: dict[str, list[Case]] = {
     "train_predictor": [
         Case(("data.path={missing}", "encoder.path={garbage}", "out_dir={out}/tp"), "missing.h5: file not found"),
         Case(("train.step=3", "out_dir={out}/tp"), "unknown config key 'train.step' (did you mean 'train.steps'?)"),
+        Case(("metric.steps=-5", "out_dir={out}/tp"), "metric.steps=-5 must be >= 0"),
     ],
 }
 

@@ -194,7 +194,7 @@ class WorldModel:
     def _objective(self, cfg: ObjectiveConfig | None) -> Any:
         from worldmodel.planning import build_objective
 
-        return build_objective(cfg or ObjectiveConfig(), latent_std=self.model.latent_std)
+        return build_objective(cfg or ObjectiveConfig(), latent_std=self.model.latent_std, metric=self.model.metric)
 
     def _targets(self, cfg: ObjectiveConfig, goal: Tensor) -> Any:
         """The goal target (latents, and the goal proprio read out of them when the proprio term is on)."""

@@ -41,6 +41,7 @@ from worldmodel.checkpoint import (
 )
 from worldmodel.models.encoders.protocol import IN_HOUSE, EncoderError, FrameEncoder
 from worldmodel.models.encoders.records import encoder_from_record, encoder_record
+from worldmodel.models.metric import LatentMetric
 from worldmodel.models.pooling import encode_views, pool_name
 from worldmodel.models.predictor import ActionConditionedPredictor, PredictorConfig
 
@@ -84,6 +85,7 @@ class WorldModel(nn.Module):
         rollout_chunk: int = 1024,
         encoder_info: Mapping[str, Any] | None = None,
         cameras: list[str] | None = None,
+        metric: LatentMetric | None = None,
     ) -> None:
         super().__init__()
         if not isinstance(encoder, nn.Module) or not isinstance(encoder, FrameEncoder):
@@ -115,6 +117,7 @@ class WorldModel(nn.Module):
         self.meta = dict(meta or {})
         self.rollout_chunk = int(rollout_chunk)
         self.cameras = None if cameras is None else [str(c) for c in cameras]
+        self.metric = metric  # the learned step metric on this model's latents (objective.latent.space=metric)
         k = 1 if self.cameras is None else len(self.cameras)
         if predictor.num_cameras != k:
             raise WorldModelError(f"predictor has {predictor.num_cameras} camera group(s) but cameras={cameras}")
@@ -326,8 +329,10 @@ class WorldModel(nn.Module):
         """Everything but tensors needed to rebuild this model (JSON-able); ``cameras`` only when named, so a
         single-camera model's files are exactly as before."""
         cams = {} if self.cameras is None else {"cameras": self.cameras}
+        metric = {} if self.metric is None else {"metric_config": self.metric.config_dict()}
         return {
             **cams,
+            **metric,
             "encoder_info": self.encoder_info,
             "encoder_config": self.encoder.config_dict(),
             "predictor_config": asdict(self.predictor.config),
@@ -342,14 +347,18 @@ class WorldModel(nn.Module):
         }
 
     def _tensors(self) -> dict[str, dict[str, Tensor]]:
-        """CPU tensors by part: encoder (in-house only; a foundation encoder is referenced), predictor, stats."""
+        """CPU tensors by part: encoder (in-house only; a foundation encoder is referenced), predictor, stats, and
+        the learned metric when there is one."""
         cpu = {k: v.detach().cpu() for k, v in self.state_dict().items()}
         inhouse = self.encoder_info["name"] == IN_HOUSE
-        return {
+        parts = {
             "encoder": {k[8:]: v for k, v in cpu.items() if inhouse and k.startswith("encoder.")},
             "predictor": {k[len("predictor.") :]: v for k, v in cpu.items() if k.startswith("predictor.")},
             "stats": {k: cpu[k] for k in STAT_KEYS},
         }
+        if self.metric is not None:
+            parts["metric"] = {k[len("metric.") :]: v for k, v in cpu.items() if k.startswith("metric.")}
+        return parts
 
     def save(self, path: str | Path) -> Path:
         """Write everything needed to rebuild this model to one atomic, weights_only-loadable checkpoint."""
@@ -359,6 +368,7 @@ class WorldModel(nn.Module):
             "encoder_state": t["encoder"],
             "predictor_state": t["predictor"],
             "stats": t["stats"],
+            **({"metric_state": t["metric"]} if "metric" in t else {}),
         }
         return save_checkpoint(path, payload, kind=WORLD_MODEL_KIND)
 
@@ -377,7 +387,8 @@ class WorldModel(nn.Module):
         recorded weights directory, or from `encoder_dir`, which must hold the same model and weights.
         """
         st = load_checkpoint(path, kind=WORLD_MODEL_KIND, map_location="cpu")
-        return cls._build(st, st["encoder_state"], st["predictor_state"], st["stats"], str(path), device, encoder_dir)
+        wm = cls._build(st, st["encoder_state"], st["predictor_state"], st["stats"], str(path), device, encoder_dir)
+        return wm.attach_metric(st.get("metric_config"), st.get("metric_state"), str(path))
 
     @classmethod
     def from_pretrained(
@@ -385,15 +396,29 @@ class WorldModel(nn.Module):
     ) -> WorldModel:
         """Load a :meth:`save_pretrained` directory (see :meth:`load` for encoder_dir)."""
         config, tensors = load_pretrained_dir(directory, PRETRAINED_MODEL_TYPE)
-        parts: dict[str, dict[str, Tensor]] = {"encoder": {}, "predictor": {}, "stats": {}}
+        parts: dict[str, dict[str, Tensor]] = {"encoder": {}, "predictor": {}, "stats": {}, "metric": {}}
         for k, v in tensors.items():
             part, _, rest = k.partition(".")
             if part not in parts:
                 raise CheckpointError(f"{directory}: unexpected tensor {k!r} in model.safetensors")
             parts[part][rest] = v
-        return cls._build(
+        wm = cls._build(
             config, parts["encoder"], parts["predictor"], parts["stats"], str(directory), device, encoder_dir
         )
+        return wm.attach_metric(config.get("metric_config"), parts["metric"], str(directory))
+
+    def attach_metric(
+        self, config: Mapping[str, Any] | None, state: Mapping[str, Tensor] | None, where: str
+    ) -> WorldModel:
+        """Rebuild a saved learned metric (none when ``config`` is None) on this model's device; returns self."""
+        if config is None:
+            return self
+        if not state:
+            raise CheckpointError(f"{where}: metric_config is recorded but the metric's weights are missing")
+        metric = LatentMetric.from_config(dict(config))
+        load_state_dict_checked(metric, state, what=f"latent metric in {where}")
+        self.metric = metric.to(self.device).eval().requires_grad_(False)
+        return self
 
     @classmethod
     def _build(

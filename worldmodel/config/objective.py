@@ -81,6 +81,23 @@ class ProprioTermConfig:
 
 
 @dataclass
+class MetricTermConfig:
+    """The world model's learned step metric between imagined latents and the target image's latents
+    (worldmodel/models/metric.py): a latent goal cost that keeps growing with how many steps away the goal is,
+    where the plain latent distance goes flat. Needs a world model trained with metric.steps > 0."""
+
+    weight: float = 0.0
+    """weight in the sum (0 = off); the term is in the latent term's units (mean latent L1 in the model's space
+    per metric step, measured on random training pairs), so weight 1 puts the two on an equal footing on average:
+    the latent distance is the steeper near the goal, the metric far from it"""
+    steps: str = "last"
+    """last | all"""
+
+    def __post_init__(self) -> None:
+        check_choice("objective.metric.steps", self.steps, STEPS)
+
+
+@dataclass
 class ActionTermConfig:
     """Control effort: mean squared action over the horizon (env action units)."""
 
@@ -115,6 +132,8 @@ class ObjectiveConfig:
     """distance of imagined latents to the target image's embedding"""
     proprio: ProprioTermConfig = field(default_factory=ProprioTermConfig)
     """distance of imagined proprio to the proprio read out of the target image"""
+    metric: MetricTermConfig = field(default_factory=MetricTermConfig)
+    """the world model's learned step metric to the target image's latents"""
     action: ActionTermConfig = field(default_factory=ActionTermConfig)
     """control effort"""
     probe: ProbeTermConfig = field(default_factory=ProbeTermConfig)

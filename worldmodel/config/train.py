@@ -131,6 +131,38 @@ class PredictorTrainConfig:
 
 
 @dataclass
+class LatentMetricConfig:
+    """A learned step metric on the world model's latents (``worldmodel/models/metric.py``), trained after the
+    predictor on the same frames; the planner uses it with ``objective.latent.space=metric``."""
+
+    steps: int = 0
+    """optimiser steps (0 = no metric: the world model plans with the raw latent distance only)"""
+    batch_size: int = 512
+    """transitions and random frame pairs per step"""
+    width: int = 512
+    """hidden width of the metric's two-layer MLP"""
+    dim: int = 64
+    """dimension of the embedding the distance is measured in"""
+    lr: float = 0.001
+    """AdamW learning rate (constant)"""
+    cap: float = 60.0
+    """random pairs are pushed apart up to this many data steps (beyond it a pair adds no gradient)"""
+    penalty: float = 10.0
+    """weight of the constraint that consecutive frames are at most one step apart"""
+
+    def __post_init__(self) -> None:
+        if self.steps < 0 or min(self.batch_size, self.width, self.dim) < 1:
+            raise ValueError(
+                f"metric.steps={self.steps} must be >= 0 and metric.batch_size/width/dim "
+                f"({self.batch_size}, {self.width}, {self.dim}) >= 1"
+            )
+        if self.lr <= 0 or self.cap <= 1 or self.penalty <= 0:
+            raise ValueError(
+                f"metric.lr={self.lr} and metric.penalty={self.penalty} must be > 0, metric.cap={self.cap} > 1"
+            )
+
+
+@dataclass
 class TrainPredictorConfig:
     """Predictor training on a frozen encoder (``scripts/train_predictor.py``); exports world_model.pt."""
 
@@ -160,4 +192,5 @@ class TrainPredictorConfig:
     """loss weights"""
     train: PredictorTrainConfig = field(default_factory=PredictorTrainConfig)
     """optimisation and logging"""
-
+    metric: LatentMetricConfig = field(default_factory=LatentMetricConfig)
+    """the learned step metric trained after the predictor (metric.steps=0: none)"""

@@ -172,7 +172,7 @@ def world_model_agent(
     return LatentPlanningAgent(
         wm,
         build_planner(planner_cfg, wm.action_low, wm.action_high, device, seed_of(cfg)),
-        build_objective(obj_cfg, probe, wm.latent_std),
+        build_objective(obj_cfg, probe, wm.latent_std, wm.metric),
         execute_steps=agent.execute_steps,
         context_frames=agent.context_frames,
         proprio_readout=proprio_readout(wm, obj_cfg),

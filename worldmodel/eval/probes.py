@@ -128,6 +128,36 @@ def pair_rank_correlation(
     return out
 
 
+def pair_distance_report(
+    distance: Callable[[Tensor, Tensor], Tensor], i: Tensor, j: Tensor, true: Tensor, radius: float | None
+) -> dict[str, Any]:
+    """Spearman of any pair distance ``distance(i, j) -> (n,)`` vs the true distance (all pairs, near < 2 radii)
+    and, with a radius, its profile over true-distance bins (``distance_profile``)."""
+    d_all = distance(i, j)
+    out: dict[str, Any] = {"spearman_all": spearman(d_all, true)}
+    if radius:
+        near = true < 2 * radius
+        out["spearman_near"] = spearman(d_all[near], true[near]) if int(near.sum()) >= 10 else float("nan")
+        out.update(distance_profile(distance, i, j, true, radius, float(d_all.mean())))
+    return out
+
+
+@torch.no_grad()
+def world_model_distances(
+    wm: Any, frames: Tensor, pairs: tuple[Tensor, Tensor, Tensor], radius: float | None, max_pairs: int = 20000
+) -> dict[str, dict[str, Any]]:
+    """The planner's two latent goal distances of a world model on held-out frames (M, 3, H, W) uint8, against
+    the true distance of ``pairs`` = (i, j, true): its latent L1 in the model's space, and its learned step
+    metric when it has one (``objective.metric``)."""
+    z = torch.cat([wm.encode(chunk)["latents"].float().cpu() for chunk in frames.split(256)])  # (M, N, D)
+    i, j, true = (t[:max_pairs] for t in pairs)
+    out = {"latent_l1": pair_distance_report(lambda a, b: (z[a] - z[b]).abs().mean((-1, -2)), i, j, true, radius)}
+    if wm.metric is not None:
+        metric = wm.metric.cpu()
+        out["metric"] = pair_distance_report(lambda a, b: metric.distance(z[a], z[b]), i, j, true, radius)
+    return out
+
+
 PROFILE_EDGES = (0.0, 0.5, 1.0, 1.5, 2.0, 3.0, 4.0, 8.0, float("inf"))  # true-distance bins, in success radii
 
 

@@ -17,6 +17,7 @@ from worldmodel.config.objective import (  # re-exported: the settings live in w
     READOUTS,
     ActionTermConfig,
     LatentTermConfig,
+    MetricTermConfig,
     ObjectiveConfig,
     ProbeTermConfig,
     ProprioTermConfig,
@@ -26,6 +27,7 @@ __all__ = [
     "READOUTS",
     "ActionTermConfig",
     "LatentTermConfig",
+    "MetricTermConfig",
     "ObjectiveConfig",
     "ProbeTermConfig",
     "ProprioTermConfig",
@@ -36,6 +38,7 @@ __all__ = [
 from worldmodel.planning.objective import (
     ActionPenalty,
     LatentDistance,
+    MetricDistance,
     Objective,
     ProprioDistance,
     ReadoutDistance,
@@ -68,11 +71,18 @@ def build_objective(
     cfg: ObjectiveConfig,
     probe_readout: Callable[[Tensor], Tensor] | None = None,
     latent_std: Tensor | None = None,
+    metric: Any = None,
 ) -> Objective:
     """The world-model agent's Objective from its settings (``probe_readout`` is needed when probe.weight > 0,
-    the world model's ``latent_std`` (N, D) when objective.latent.space=encoder)."""
+    the world model's ``latent_std`` (N, D) when objective.latent.space=encoder, its learned ``metric`` when
+    objective.metric.weight > 0)."""
     if cfg.probe.weight > 0 and probe_readout is None:
         raise ValueError("objective.probe.weight > 0 needs a probe readout fitted on labelled frames")
+    if cfg.metric.weight > 0 and metric is None:
+        raise ValueError(
+            "objective.metric.weight > 0 needs a world model with a learned step metric: train one with "
+            "scripts/train_predictor.py ... metric.steps=2000, or set objective.metric.weight=0"
+        )
     scale = None
     if cfg.latent.weight > 0 and cfg.latent.space == "encoder":
         if latent_std is None:
@@ -83,6 +93,8 @@ def build_objective(
         (cfg.proprio.weight, ProprioDistance(cfg.proprio.kind, cfg.proprio.steps)),
         (cfg.action.weight, ActionPenalty()),
     ]
+    if metric is not None:
+        terms.append((cfg.metric.weight, MetricDistance(metric, cfg.metric.steps)))
     if probe_readout is not None:
         terms.append((cfg.probe.weight, ReadoutDistance(probe_readout, cfg.probe.steps)))
     return Objective(terms)

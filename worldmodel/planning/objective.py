@@ -118,6 +118,27 @@ class LatentDistance:
         return reduce_steps(per_step, self.steps)
 
 
+class MetricDistance:
+    """A learned step metric between imagined latents and the target latents (``objective.metric``).
+
+    ``metric`` is the world model's ``LatentMetric`` (or any module with its ``distance`` and ``unit``): ``distance``
+    maps (..., N, D) x (..., N, D) -> (...,) in data steps, ``unit`` converts a step to the latent term's units
+    (mean latent L1 per step). Still a latent goal cost: both arguments are encoder latents (imagined, and of the
+    goal image), and the metric was fitted on the data's time order alone.
+    """
+
+    def __init__(self, metric: Any, steps: str = "last") -> None:
+        self.metric = metric
+        self.steps = check_choice("metric steps", steps, STEPS)
+
+    def __call__(self, rollout: Rollout, target: Target) -> Tensor:
+        """(B, S) from latents (B, S, H, N, D) and target latents (B, N, D)."""
+        pred = _require(rollout.latents, "imagined latents (a world model's rollout)", "metric")
+        goal = _require(target.latents, "target latents (an encoded goal image)", "metric").to(pred.device)
+        per_step = self.metric.distance(pred, goal[:, None, None]) * self.metric.unit  # (B, S, H)
+        return reduce_steps(per_step, self.steps)
+
+
 class ProprioDistance:
     """Distance of imagined proprio to the target proprio (DINO-WM's proprio term), normalised units.
 

@@ -35,7 +35,7 @@ from torch import Tensor, nn
 
 from worldmodel.checkpoint import load_state_dict_checked
 from worldmodel.config.evaluate import typed
-from worldmodel.config.train import WorldModelConfig
+from worldmodel.config.train import LatentMetricConfig, WorldModelConfig
 from worldmodel.data.embed_cache import CacheInfo, EmbeddingCache, LatentClipDataset, ensure_cache
 from worldmodel.models.encoders.registry import encoder_spec, load_frame_encoder
 from worldmodel.models.predictor import ActionConditionedPredictor, PredictorConfig
@@ -63,6 +63,7 @@ from worldmodel.training.loop import (
     warn,
     write_summary,
 )
+from worldmodel.training.metric import fit_latent_metric
 from worldmodel.training.schedules import WarmupCosine
 from worldmodel.world_model import WorldModel
 
@@ -476,6 +477,31 @@ class PredictorSteps:
         return {"loss": f"{self.last_row.get('loss', float('nan')):.4f}", "lr": f"{out['lr']:.1e}", "refresh": False}
 
 
+def fit_metric(
+    mcfg: LatentMetricConfig,
+    seed: int,
+    wm: WorldModel,
+    train_set: LatentClipDataset,
+    val_set: LatentClipDataset | None,
+    stats: Mapping[str, Tensor],
+    progress: bool = False,
+) -> dict[str, Any] | None:
+    """Train the learned step metric (``metric.steps`` > 0) on the training episodes' latents in the world model's
+    space, attach it to ``wm`` and return its summary; None when metric.steps=0."""
+    if mcfg.steps == 0:
+        return None
+    cache = train_set.cache
+    z = (torch.from_numpy(cache.latents) - stats["latent_mean"].cpu()) / stats["latent_std"].cpu()  # (F, N, D)
+
+    def episodes(ds: LatentClipDataset) -> tuple[np.ndarray, np.ndarray]:
+        return cache.episode_starts[ds.episode_ids], cache.episode_lengths[ds.episode_ids]
+
+    val = None if val_set is None else episodes(val_set)
+    metric, summary = fit_latent_metric(z, episodes(train_set), mcfg, seed, val, progress)
+    wm.metric = metric.to(wm.device)
+    return summary
+
+
 def train_predictor(
     cfg: Mapping[str, Any], out_dir: str | Path, device: str | torch.device = "cpu", progress: bool = True
 ) -> dict[str, Any]:
@@ -491,6 +517,7 @@ def train_predictor(
     steps, bs, seed = int(tcfg["steps"]), int(tcfg["batch_size"]), int(tcfg["seed"])
     local_batch_size(bs, dist.world_size)  # fail early when the global batch does not split evenly
     latent_norm_of(cfg["model"])  # and on a bad model.latent_norm, before the cache is built
+    metric_cfg = typed(LatentMetricConfig, cfg.get("metric") or {})  # and on a bad metric.* setting
     with main_first():  # rank 0 builds the shared cache; the others then open it (never rebuild it again)
         train_set, val_set, cache_info = build_datasets(
             cfg, dist.device, progress and dist.is_main, allow_rebuild=dist.is_main
@@ -523,6 +550,7 @@ def train_predictor(
     warnings += [] if early is None else [stopped_early_warning("predictor training", early)]
     for line in warnings:
         warn(line, dist.is_main)
+    metric_summary = fit_metric(metric_cfg, seed, wm, train_set, val_set, stats, progress) if dist.is_main else None
     path = out_dir / "world_model.pt"
     if dist.is_main:
         wm.save(path)
@@ -544,6 +572,7 @@ def train_predictor(
         "predictor_params": sum(p.numel() for p in wm.predictor.parameters()),
         "seconds": time.perf_counter() - run.t0,
         "world_size": dist.world_size,
+        "metric": metric_summary,
         "world_model": wm,
     }
     if dist.is_main:
