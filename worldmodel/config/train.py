@@ -133,7 +133,7 @@ class PredictorTrainConfig:
 @dataclass
 class LatentMetricConfig:
     """A learned step metric on the world model's latents (``worldmodel/models/metric.py``), trained after the
-    predictor on the same frames; the planner uses it with ``objective.latent.space=metric``."""
+    predictor on the same frames and stored in world_model.pt; the planner adds it with ``objective.metric.weight``."""
 
     steps: int = 0
     """optimiser steps (0 = no metric: the world model plans with the raw latent distance only)"""

@@ -46,7 +46,7 @@ def metric_loss(metric: LatentMetric, z: Tensor, heads: Tensor, a: Tensor, b: Te
 @torch.no_grad()
 def latent_l1_per_step(metric: LatentMetric, z: Tensor, frames: np.ndarray, rng: np.random.Generator) -> float:
     """Mean latent L1 (over tokens and channels) per metric step, over 4096 random pairs of the given frames."""
-    a, b = (torch.from_numpy(rng.choice(frames, 4096)) for _ in range(2))
+    a, b = (torch.from_numpy(rng.choice(frames, 4096)).to(z.device) for _ in range(2))
     l1 = (z[a] - z[b]).abs().mean((-1, -2))  # (4096,)
     return float(l1.mean() / metric.distance(z[a], z[b]).mean().clamp_min(1e-6))
 
@@ -59,7 +59,7 @@ def offset_check(metric: LatentMetric, z: Tensor, starts: np.ndarray, lengths: n
         rows = [np.arange(s, s + n - k) for s, n in zip(starts, lengths) if n > k]
         if not rows:
             break
-        i = torch.from_numpy(np.concatenate(rows))
+        i = torch.from_numpy(np.concatenate(rows)).to(z.device)
         out[f"offset_{k}"] = float(metric.distance(z[i], z[i + k]).mean())
     return out
 
@@ -71,11 +71,12 @@ def fit_latent_metric(
     seed: int = 0,
     val_episodes: tuple[np.ndarray, np.ndarray] | None = None,
     progress: bool = False,
+    device: str | torch.device = "cpu",
 ) -> tuple[LatentMetric, dict[str, Any]]:
-    """Train a LatentMetric on latents (F, N, D) (the world model's space) of the given episodes.
+    """Train a LatentMetric on latents (F, N, D) (the world model's space) of the given episodes, on ``device``.
 
     ``train_episodes`` / ``val_episodes`` are (starts, lengths) arrays into the frame axis of ``latents``.
-    Returns the metric in eval mode and a summary (final losses, the held-out offset check, seconds).
+    Returns the metric in eval mode (on ``device``) and a summary (final losses, the held-out offset check, seconds).
     """
     from tqdm import tqdm
 
@@ -83,15 +84,16 @@ def fit_latent_metric(
     frames, heads = episode_frames(*train_episodes)
     if len(heads) == 0:
         raise ValueError("the latent metric needs episodes of at least two frames")
-    z = latents.float().cpu()  # (F, N, D)
-    ref = z[torch.from_numpy(frames)]
+    z = latents.float().to(device)  # (F, N, D)
+    ref = z[torch.from_numpy(frames).to(device)]
     torch.manual_seed(seed)
-    metric = LatentMetric(tuple(z.shape[1:]), cfg.width, cfg.dim, ref.mean(0), ref.std(0) + 1e-3)  # type: ignore[arg-type]
+    shape = tuple(z.shape[1:])
+    metric = LatentMetric(shape, cfg.width, cfg.dim, ref.mean(0), ref.std(0) + 1e-3).to(device)  # type: ignore[arg-type]
     opt = torch.optim.AdamW(metric.net.parameters(), lr=cfg.lr, weight_decay=1e-4)
     rng = np.random.default_rng(seed)
     row: dict[str, Tensor] = {}
     for _ in tqdm(range(cfg.steps), desc="train metric", disable=not progress, dynamic_ncols=True):
-        draw = [torch.from_numpy(rng.choice(pool, cfg.batch_size)) for pool in (heads, frames, frames)]
+        draw = [torch.from_numpy(rng.choice(pool, cfg.batch_size)).to(device) for pool in (heads, frames, frames)]
         row = metric_loss(metric, z, *draw, cfg)
         opt.zero_grad(set_to_none=True)
         row["loss"].backward()

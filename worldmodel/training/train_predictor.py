@@ -497,8 +497,8 @@ def fit_metric(
         return cache.episode_starts[ds.episode_ids], cache.episode_lengths[ds.episode_ids]
 
     val = None if val_set is None else episodes(val_set)
-    metric, summary = fit_latent_metric(z, episodes(train_set), mcfg, seed, val, progress)
-    wm.metric = metric.to(wm.device)
+    metric, summary = fit_latent_metric(z, episodes(train_set), mcfg, seed, val, progress, wm.device)
+    wm.metric = metric
     return summary
 
 
