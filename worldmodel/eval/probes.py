@@ -149,7 +149,7 @@ def world_model_distances(
     """The planner's two latent goal distances of a world model on held-out frames (M, 3, H, W) uint8, against
     the true distance of ``pairs`` = (i, j, true): its latent L1 in the model's space, and its learned step
     metric when it has one (``objective.metric``)."""
-    z = torch.cat([wm.encode(chunk)["latents"].float().cpu() for chunk in frames.split(256)])  # (M, N, D)
+    z = wm.encode(frames)["latents"].float().cpu()  # (M, N, D); encode batches the frames itself
     i, j, true = (t[:max_pairs] for t in pairs)
     out = {"latent_l1": pair_distance_report(lambda a, b: (z[a] - z[b]).abs().mean((-1, -2)), i, j, true, radius)}
     if wm.metric is not None:
