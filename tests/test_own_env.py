@@ -47,7 +47,8 @@ TINY: dict[str, dict[str, str]] = {
     "pipeline.py": {"collect.episodes": "6", "collect.episode_length": "24", "collect.workers": "1",
                     "pretrain.train.steps": "3", "pretrain.train.batch_size": "4", "predictor.train.steps": "8",
                     "predictor.train.batch_size": "8", "++predictor.train.eval_every": "4",
-                    "++predictor.train.val_clips": "8", "evaluate.episodes": "2", "evaluate.eval.max_steps": "4",
+                    "++predictor.train.val_clips": "8", "predictor.metric.steps": "5",
+                    "predictor.metric.batch_size": "16", "evaluate.episodes": "2", "evaluate.eval.max_steps": "4",
                     "evaluate.eval.num_envs": "2", "evaluate.planner.num_samples": "8",
                     "evaluate.planner.iterations": "2", "device": "cpu"},
 }

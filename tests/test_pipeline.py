@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 
-from worldmodel.pipeline import Stage, check_planning_reach, flatten_overrides
+from worldmodel.pipeline import Stage, check_metric_trained, check_planning_reach, flatten_overrides
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -21,6 +21,7 @@ TINY = [
     "++pretrain.train.eval_every=1000", "++pretrain.train.log_every=1",
     "predictor.train.steps=8", "predictor.train.batch_size=8", "++predictor.train.eval_every=4",
     "++predictor.train.val_clips=8", "++predictor.train.ckpt_every=4",
+    "predictor.metric.steps=5", "predictor.metric.batch_size=16",
     "evaluate.episodes=2", "evaluate.eval.max_steps=4", "evaluate.eval.num_envs=2",
     "evaluate.planner.num_samples=8", "evaluate.planner.iterations=2", "++evaluate.eval.video_episodes=2",
 ]
@@ -174,11 +175,15 @@ def test_pipeline_end_to_end_reuse_and_invalidation(tmp_path: Path) -> None:
     report = (tmp_path / "report.md").read_text()
     assert "Closed-loop success" in report and "| world_model |" in report and "| oracle |" in report
     assert "| random_init |" in report and "Representation" in report and "rollout error" in report
+    assert "| world_model: latent l1 |" in report and "| random_init: metric |" in report  # the goal distances
+    assert "learned step metric x 1 (mean over the horizon)" in report  # and the cost that plans with it
     evaluate = next(tmp_path.glob("evaluate-*"))
     summary = json.loads((evaluate / "summary.json").read_text())
     assert set(summary["methods"]) == {"world_model", "random_init", "random", "oracle"}
     assert all(m["episodes"] == 2 for m in summary["methods"].values())
     assert (evaluate / "video_world_model.mp4").exists()
+    for folder in tmp_path.glob("predictor_*"):  # the recipe's learned step metric, fitted after each predictor
+        assert json.loads((folder / "train_summary.json").read_text())["metric"]["steps"] == 5, folder
 
     assert res.stdout.count("[pipeline] pretrain: pretrain ") >= 2 and "[pipeline] collect: collect " in res.stdout
     assert "\r" not in res.stdout + res.stderr  # not a terminal: plain progress lines, no carriage returns
@@ -274,6 +279,21 @@ def test_wall_clock_cap_that_cuts_pretraining_short_is_loud(tmp_path: Path) -> N
     assert f"[pipeline] WARNING pretrain: {summary['warnings'][0]}" in again.stdout
 
 
+def test_planning_with_a_metric_no_stage_fits_is_refused_before_any_stage(tmp_path: Path) -> None:
+    """The recipe plans with the learned step metric its predictor stages fit; switching the fit off and not the
+    term is refused before any stage runs, naming both settings; switching both off (Push's preset) is not."""
+    check_metric_trained(_pipeline_cfg())
+    check_metric_trained(_pipeline_cfg("env=push"))
+    check_metric_trained(_pipeline_cfg("predictor.metric.steps=0", "evaluate.objective.metric.weight=0"))
+    with pytest.raises(ValueError, match=r"benchmark.objective.metric.weight=1 .*predictor.metric.steps=0"):
+        check_metric_trained(_pipeline_cfg("predictor.metric.steps=0", "evaluate.objective.metric.weight=0",
+                                           "protocol=true"))
+    root = tmp_path / "root"
+    res = run_pipeline(root, "predictor.metric.steps=0")
+    assert res.returncode == 2 and "evaluate.objective.metric.weight=1 plans with a learned step metric" in res.stderr
+    assert not root.exists() or [p.name for p in root.iterdir() if p.name != "hydra"] == []
+
+
 def test_planning_past_the_trained_horizon_is_refused_before_any_stage(tmp_path: Path) -> None:
     root = tmp_path / "root"
     res = run_pipeline(root, "evaluate.planner.horizon=8")
@@ -302,6 +322,7 @@ def test_task_presets_and_budgets_compose_into_valid_stages() -> None:
             for stage in ("collect", "pretrain", "predictor", "evaluate", "benchmark"):
                 check_stage_overrides(stage, cfg.get(stage) or {})
             check_planning_reach(cfg)
+            check_metric_trained(cfg)
             samples = {cfg[s]["planner"].get("num_samples") for s in ("evaluate", "benchmark")}
             if budget == "gpu":
                 assert samples == {300} and cfg["evaluate"]["planner"]["iterations"] == 30

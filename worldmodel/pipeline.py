@@ -328,8 +328,12 @@ def build_stages(cfg: dict[str, Any]) -> dict[str, Stage]:
 
 
 def _diagnostic_stages(stages: dict[str, Stage], encoders: list[str]) -> dict[str, Stage]:
-    """Representation probes of the pretrained encoder and rollout error of each world model."""
+    """Representation probes of the pretrained encoder and of each world model's goal distances, and rollout error
+    of each world model."""
     collect, pretrain = stages["collect"], stages["pretrain"]
+    predictors = [stages[f"predictor_{name}"] for name in encoders]
+    # the planner's goal distances of each world model (latent L1, and its learned metric when it has one)
+    world_models = [a for name in encoders for a in ("--world-model", f"{name}={{predictor_{name}}}/world_model.pt")]
     out: dict[str, Stage] = {}
     out["probe"] = Stage(
         "probe",
@@ -341,11 +345,12 @@ def _diagnostic_stages(stages: dict[str, Stage], encoders: list[str]) -> dict[st
             "{pretrain}/encoder.pt",
             "--random",
             "{pretrain}/encoder_random.pt",
+            *world_models,
             "--json",
             "{stage_dir}/probe.json",
         ],
         ["probe.json"],
-        upstream=[collect, pretrain],
+        upstream=[collect, pretrain, *predictors],
     )
     for name in encoders:
         out[f"rollout_error_{name}"] = Stage(
@@ -435,6 +440,25 @@ def check_planning_reach(cfg: dict[str, Any]) -> None:
     )
 
 
+def check_metric_trained(cfg: dict[str, Any]) -> None:
+    """Refuse (ValueError) a planning stage that weighs the learned step metric when the predictor stages fit none
+    (``predictor.metric.steps`` 0), before any stage runs rather than after training."""
+    steps = int(((cfg.get("predictor") or {}).get("metric") or {}).get("steps") or 0)
+    if steps > 0:
+        return
+    stages = {"evaluate": cfg.get("evaluate") or {}}
+    if cfg.get("protocol"):
+        stages["benchmark"] = cfg.get("benchmark") or {}
+    for name, stage in stages.items():
+        weight = float(((stage.get("objective") or {}).get("metric") or {}).get("weight") or 0.0)
+        if weight > 0:
+            raise ValueError(
+                f"{name}.objective.metric.weight={weight:g} plans with a learned step metric, but the predictor "
+                "stages fit none (predictor.metric.steps=0); set predictor.metric.steps (e.g. 2000) or "
+                f"{name}.objective.metric.weight=0"
+            )
+
+
 def log_stage_warnings(name: str, folder: Path) -> list[str]:
     """Log a stage's warnings (a wall-clock cap that cut training short, a predictor that does not beat
     copy-last; from its train_summary.json) loudly on the console, and return them."""
@@ -467,6 +491,7 @@ def run_pipeline(cfg: dict[str, Any]) -> dict[str, Any]:
         check_stage_overrides(stage_name, cfg.get(stage_name) or {})
     check_oracle_planner(cfg.get("planner") or {}, ev.get("methods"))
     check_planning_reach(cfg)
+    check_metric_trained(cfg)
     root = Path(cfg["root"]).resolve()
     root.mkdir(parents=True, exist_ok=True)
     python = cfg.get("python") or sys.executable

@@ -67,6 +67,8 @@ def _probe_section(probe: dict[str, Any]) -> list[str]:
         "|---|---|---|---|---|---|---|",
     ]
     for enc, res in probe.items():
+        if enc == "world_models":  # the goal distances' table, below
+            continue
         for grid, r in res.items():
             if grid == "collapse" or not isinstance(r, dict) or "linear" not in r:
                 continue
@@ -83,6 +85,31 @@ def _probe_section(probe: dict[str, Any]) -> list[str]:
         "latent L1 lies more than one success radius away in truth; the subgoal graph and the planner's goal "
         "matching rely on it.",
     ]
+    if probe.get("world_models"):
+        lines += ["", *_goal_distance_section(probe["world_models"])]
+    return lines
+
+
+def _goal_distance_section(world_models: dict[str, dict[str, dict[str, Any]]]) -> list[str]:
+    """Table: each world model's planning distances (latent L1, learned metric) against the true task distance."""
+    cols = [(wm, kind) for wm, kinds in world_models.items() for kind in kinds]
+    edges = next(iter(world_models.values()))["latent_l1"].get("profile_edges") or []
+    bins = [f"{lo:g}-{hi:g} r" if hi != float("inf") else f"> {lo:g} r" for lo, hi in zip(edges[:-1], edges[1:])]
+    head = ["Spearman all pairs", "Spearman near pairs", *bins]
+    lines = [
+        "The planner's goal distances on the same held-out pairs: each world model's latent L1 (in its own latent "
+        "space) and its learned step metric where it has one (`objective.metric`). The profile is the mean distance "
+        "per bin of true distance (in success radii) over the mean of all pairs: where a row stops rising, the "
+        "planner has no slope toward the goal.",
+        "",
+        "| distance | " + " | ".join(head) + " |",
+        "|---|" + "---|" * len(head),
+    ]
+    for wm, kind in cols:
+        r = world_models[wm][kind]
+        vals = [r.get("spearman_all"), r.get("spearman_near"), *(r.get("profile") or [None] * len(bins))]
+        cells = ["–" if v is None or v != v else f"{v:.2f}" for v in vals]
+        lines.append(f"| {wm}: {kind.replace('_', ' ')} | " + " | ".join(cells) + " |")
     return lines
 
 
@@ -118,6 +145,9 @@ def _agent_line(agent: dict[str, Any], objective: dict[str, Any] | None) -> str:
 
     cfg = ObjectiveConfig.from_dict(objective)
     parts = [f"latent {cfg.latent.kind} x {cfg.latent.weight:g}"] if cfg.latent.weight > 0 else []
+    if cfg.metric.weight > 0:
+        where = "last imagined step" if cfg.metric.steps == "last" else "mean over the horizon"
+        parts.append(f"learned step metric x {cfg.metric.weight:g} ({where})")
     if cfg.proprio.weight > 0:
         parts.append(
             f"imagined-vs-goal proprio x {cfg.proprio.weight:g} (goal proprio read out from the goal image, "
