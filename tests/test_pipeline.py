@@ -183,7 +183,8 @@ def test_pipeline_end_to_end_reuse_and_invalidation(tmp_path: Path) -> None:
     assert all(m["episodes"] == 2 for m in summary["methods"].values())
     assert (evaluate / "video_world_model.mp4").exists()
     for folder in tmp_path.glob("predictor_*"):  # the recipe's learned step metric, fitted after each predictor
-        assert json.loads((folder / "train_summary.json").read_text())["metric"]["steps"] == 5, folder
+        metric = json.loads((folder / "train_summary.json").read_text())["metric"]
+        assert metric is not None and metric["unit"] > 0 and "offset_1" in metric["val"], folder
 
     assert res.stdout.count("[pipeline] pretrain: pretrain ") >= 2 and "[pipeline] collect: collect " in res.stdout
     assert "\r" not in res.stdout + res.stderr  # not a terminal: plain progress lines, no carriage returns
