@@ -33,9 +33,10 @@ def run_pipeline(root: Path, *extra: str) -> subprocess.CompletedProcess[str]:
                           cwd=ROOT, env=env, capture_output=True, text=True, timeout=900)
 
 
-def test_stage_key_follows_the_config_files_it_composes(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    """A changed default in a yaml the stage composes (its planner option) gives the stage a new key; a yaml it
-    does not compose (another planner) and argparse scripts' keys do not move."""
+def test_stage_key_follows_the_values_it_composes(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A changed value in a yaml the stage composes (its planner option) gives the stage a new key; a comment there,
+    a yaml it does not compose (another planner), an override that restates a default, and argparse scripts' keys
+    do not move it."""
     import shutil
 
     import worldmodel.pipeline as pl
@@ -43,22 +44,32 @@ def test_stage_key_follows_the_config_files_it_composes(tmp_path: Path, monkeypa
     configs = tmp_path / "configs"
     shutil.copytree(ROOT / "configs", configs)
     monkeypatch.setattr(pl, "CONFIGS", configs)
-    monkeypatch.setattr(pl, "ROOT", tmp_path)
-    up = Stage("collect", "collect.py", ["env=tworoom"], ["data.h5"])
-    ev = Stage("evaluate", "evaluate.py", ["planner=mppi"], ["summary.json"], upstream=[up])
+    up = Stage("collect", "collect.py", ["env=tworoom", "out={stage_dir}/data.h5"], ["data.h5"])
+    wm = "++world_models.w={collect}/world_model.pt"
+    ev = Stage("evaluate", "evaluate.py", ["planner=mppi", wm], ["summary.json"], upstream=[up])
     probe = Stage("probe", "probe_encoder.py", ["--data", "x"], ["probe.json"], upstream=[up])
-    assert [p.name for p in ev.config_files()] == ["evaluate.yaml", "tworoom.yaml", "latent.yaml", "mppi.yaml"]
     before = (up.key, ev.key, probe.key)
-    (configs / "planner" / "cem.yaml").write_text((configs / "planner" / "cem.yaml").read_text() + "# note\n")
-    assert (up.key, ev.key, probe.key) == before
+    (configs / "planner" / "cem.yaml").write_text((configs / "planner" / "cem.yaml").read_text() + "num_samples: 3\n")
     mppi = configs / "planner" / "mppi.yaml"
+    mppi.write_text("# a comment moves nothing\n" + mppi.read_text() + "\n")
+    assert (up.key, ev.key, probe.key) == before
+    default = pl.compose_stage_config("evaluate.py", ["planner=mppi"], configs)["planner"]["num_samples"]
+    restated = ["planner=mppi", f"planner.num_samples={default}", wm]
+    assert Stage("evaluate", "evaluate.py", restated, ["summary.json"], upstream=[up]).key == before[1]
     mppi.write_text(mppi.read_text() + "num_samples: 17\n")  # the option the stage composes: a changed setting
     assert up.key == before[0] and probe.key == before[2] and ev.key != before[1]
     for stage in (up, ev):  # a run freezes its keys: an edit while it runs moves no folder a later stage names
         stage.freeze()
     frozen = ev.key
-    mppi.write_text(mppi.read_text() + "num_samples: 18\n")
+    mppi.write_text(mppi.read_text().replace("num_samples: 17", "num_samples: 18"))
     assert ev.key == frozen and Stage("evaluate", "evaluate.py", ["planner=mppi"], ["summary.json"], [up]).key != frozen
+
+
+def test_stage_key_refuses_overrides_that_do_not_compose() -> None:
+    """A stage whose overrides Hydra cannot compose is refused when its key is taken (before any stage runs),
+    naming the script and the option."""
+    with pytest.raises(ValueError, match=r"evaluate\.py: its overrides do not compose.*nosuch"):
+        _ = Stage("evaluate", "evaluate.py", ["planner=nosuch"], ["summary.json"]).key
 
 
 def test_flatten_overrides() -> None:
@@ -69,12 +80,13 @@ def test_flatten_overrides() -> None:
 
 
 def test_stage_key_depends_on_args_and_upstream() -> None:
-    a = Stage("a", "collect.py", ["x=1"], ["out"])
-    b = Stage("b", "pretrain.py", ["y=1"], ["out"], upstream=[a])
+    a = Stage("a", "collect.py", ["seed=1"], ["out"])
+    b = Stage("b", "pretrain.py", ["train.seed=1"], ["out"], upstream=[a])
     key_b = b.key
-    a2 = Stage("a", "collect.py", ["x=2"], ["out"])
-    assert Stage("b", "pretrain.py", ["y=1"], ["out"], upstream=[a2]).key != key_b
-    assert Stage("b", "pretrain.py", ["y=1"], ["out"], upstream=[a]).key == key_b
+    a2 = Stage("a", "collect.py", ["seed=2"], ["out"])
+    assert Stage("b", "pretrain.py", ["train.seed=1"], ["out"], upstream=[a2]).key != key_b
+    assert Stage("b", "pretrain.py", ["train.seed=1"], ["out"], upstream=[a]).key == key_b
+    assert Stage("b", "pretrain.py", ["train.seed=2"], ["out"], upstream=[a]).key != key_b
 
 
 def test_launcher_wraps_only_launchable_stages(tmp_path: Path) -> None:
@@ -239,7 +251,11 @@ def _pipeline_cfg(*overrides: str) -> dict:
     from omegaconf import OmegaConf
 
     with initialize_config_dir(config_dir=str(ROOT / "configs"), version_base="1.3"):
-        return OmegaConf.to_container(compose(config_name="pipeline", overrides=list(overrides)))  # type: ignore
+        cfg = compose(config_name="pipeline", overrides=list(overrides), return_hydra_config=True)
+    choices = cfg.hydra.runtime.choices
+    plain = OmegaConf.to_container(cfg)
+    plain.pop("hydra")  # type: ignore[union-attr]
+    return {**plain, "env_choice": choices["env"], "planner_choice": choices["planner"]}  # type: ignore[dict-item]
 
 
 def test_main_job_planning_reach_is_within_the_trained_horizon() -> None:
@@ -289,6 +305,11 @@ def test_planning_with_a_metric_no_stage_fits_is_refused_before_any_stage(tmp_pa
     with pytest.raises(ValueError, match=r"benchmark.objective.metric.weight=1 .*predictor.metric.steps=0"):
         check_metric_trained(_pipeline_cfg("predictor.metric.steps=0", "evaluate.objective.metric.weight=0",
                                            "protocol=true"))
+    off = ("predictor.metric.steps=0", "evaluate.objective.metric.weight=0", "benchmark.objective.metric.weight=0",
+           "protocol=true")
+    check_metric_trained(_pipeline_cfg(*off))
+    with pytest.raises(ValueError, match=r"benchmark.variants.mine.objective.metric.weight=0.5 .*metric.steps"):
+        check_metric_trained(_pipeline_cfg(*off, "++benchmark.variants.mine={objective:{metric:{weight:0.5}}}"))
     root = tmp_path / "root"
     res = run_pipeline(root, "predictor.metric.steps=0")
     assert res.returncode == 2 and "evaluate.objective.metric.weight=1 plans with a learned step metric" in res.stderr

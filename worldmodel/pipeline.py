@@ -1,9 +1,10 @@
 """The main job as cached stages: each stage is one of the library's scripts, run in its own folder.
 
-A stage's folder is named after a hash of its script, overrides, the content of the config files it
-composes and its upstream stages, so changing a setting (on the command line or in a yaml) runs the stage
-again in a new folder (the old results stay), and an unchanged stage is reused. Code is not hashed: after
-changing code that a stage runs, delete its folder or give it a new `root`.
+A stage's folder is named after a hash of its script, the config it composes as values (its yaml, the group
+options it chooses, the typed schemas' defaults and its overrides; worldmodel.stage_config) and its upstream
+stages, so changing a setting (on the command line, in a yaml or in a schema's default) runs the stage again in
+a new folder (the old results stay), while a comment or a reformatted yaml leaves it reused. Code is not hashed:
+after changing code that a stage runs, delete its folder or give it a new `root`.
 A stage that was interrupted is re-run in the same folder, where the script itself resumes.
 
 A stage runs as ``python -P -m worldmodel.cli <stage> ...`` in the caller's working directory (the installed
@@ -29,6 +30,7 @@ from typing import Any
 
 from worldmodel.cli import package_home, stage_for_script
 from worldmodel.progress import ProgressMirror, parse_bar
+from worldmodel.stage_config import compose_stage_config
 
 logger = logging.getLogger(__name__)
 
@@ -72,11 +74,6 @@ def _hydra_item(key: str, value: Any) -> str:
     return f"{key}:{value}"
 
 
-def _config_name(path: Path) -> str:
-    """A config file's name in a stage's key: relative to the checkout, or absolute for a user's folder."""
-    return str(path.relative_to(ROOT)) if path.is_relative_to(ROOT) else str(path)
-
-
 @dataclass
 class Stage:
     """One step of the pipeline: a script, its arguments, and what it must leave behind.
@@ -102,42 +99,34 @@ class Stage:
 
     @property
     def key(self) -> str:
-        """Hash of everything that decides this stage's result: script, arguments, the content of the config
-        files the script composes (so a changed default in a yaml re-runs the stage), upstream stages."""
+        """Hash of everything that decides this stage's result: script, the config it composes as values (its yaml,
+        the group options its arguments choose, the schemas' defaults, its overrides; worldmodel.stage_config) or,
+        for an argparse script, its arguments, and its upstream stages' keys."""
         if self.pinned_key is not None:
             return self.pinned_key
-        configs = {_config_name(p): hashlib.sha256(p.read_bytes()).hexdigest() for p in self.config_files()}
+        config = self.composed()
         blob = json.dumps(
-            {"script": self.script, "args": self.args, "up": [u.key for u in self.upstream], "configs": configs}
+            {"script": self.script, "config": self.args if config is None else config,
+             "up": [u.key for u in self.upstream]},
+            sort_keys=True,
+            default=str,
         )
         return hashlib.sha256(blob.encode()).hexdigest()[:10]
 
-    def config_files(self) -> list[Path]:
-        """The files a Hydra stage composes: its primary yaml, the options of each config group its defaults list
-        names, as its arguments choose them (``planner=mppi``), and the typed schemas (worldmodel/config/*.py, where
-        the defaults live). Empty for argparse scripts."""
-        import yaml
+    def composed(self) -> dict[str, Any] | None:
+        """The config this stage's script will compose, as values with folders as tokens (None: argparse script)."""
+        return compose_stage_config(self.script, [*self._placeheld_args(), *self.hydra_args()], CONFIGS)
 
-        main = CONFIGS / f"{Path(self.script).stem}.yaml"
-        if not main.exists():
-            return []
-        defaults = (yaml.safe_load(main.read_text()) or {}).get("defaults") or []
-        chosen = {k: str(v) for d in defaults if isinstance(d, dict) for k, v in d.items()}
+    def _placeheld_args(self) -> list[str]:
+        """The arguments with folder placeholders as plain tokens (``{collect}`` -> ``__collect__``): Hydra would
+        read the braces as a dict, and a folder is where a result goes, never part of what it is."""
+        names = ["stage_dir", *(u.name for u in self.upstream)]
+        out = []
         for arg in self.args:
-            key, _, value = arg.lstrip("+").partition("=")
-            if key in chosen:
-                chosen[key] = value
-        found = [self._option_file(group, option) for group, option in sorted(chosen.items())]
-        schemas = sorted((ROOT / "worldmodel" / "config").glob("*.py"))  # the typed defaults every stage composes
-        return [main, *(p for p in found if p is not None), *schemas]
-
-    def _option_file(self, group: str, option: str) -> Path | None:
-        """The yaml of a config group option as Hydra finds it: the user's folders first, then configs/."""
-        for folder in [*(Path(d) for d in self.search_dirs), CONFIGS]:
-            path = folder / group / f"{option}.yaml"
-            if path.exists():
-                return path
-        return None
+            for name in names:
+                arg = arg.replace(f"{{{name}}}", f"__{name}__")
+            out.append(arg)
+        return out
 
     def hydra_args(self) -> list[str]:
         """Arguments that give a Hydra stage the user's config folders (none for argparse scripts)."""
@@ -441,22 +430,41 @@ def check_planning_reach(cfg: dict[str, Any]) -> None:
 
 
 def check_metric_trained(cfg: dict[str, Any]) -> None:
-    """Refuse (ValueError) a planning stage that weighs the learned step metric when the predictor stages fit none
-    (``predictor.metric.steps`` 0), before any stage runs rather than after training."""
+    """Refuse (ValueError) a planning stage, or a benchmark variant, that weighs the learned step metric when the
+    predictor stages fit none (``predictor.metric.steps`` 0), before any stage runs rather than after training.
+    The weights read are those the stage composes (its yaml, the schema's defaults and variants, the overrides)."""
     steps = int(((cfg.get("predictor") or {}).get("metric") or {}).get("steps") or 0)
     if steps > 0:
         return
-    stages = {"evaluate": cfg.get("evaluate") or {}}
-    if cfg.get("protocol"):
-        stages["benchmark"] = cfg.get("benchmark") or {}
-    for name, stage in stages.items():
-        weight = float(((stage.get("objective") or {}).get("metric") or {}).get("weight") or 0.0)
-        if weight > 0:
-            raise ValueError(
-                f"{name}.objective.metric.weight={weight:g} plans with a learned step metric, but the predictor "
-                "stages fit none (predictor.metric.steps=0); set predictor.metric.steps (e.g. 2000) or "
-                f"{name}.objective.metric.weight=0"
-            )
+    stages = build_stages(cfg)
+    for name in ("evaluate", "benchmark"):
+        if name not in stages:
+            continue
+        for setting, weight in _metric_weights(stages[name]):
+            if weight > 0:
+                raise ValueError(
+                    f"{setting}={weight:g} plans with a learned step metric, but the predictor stages fit none "
+                    f"(predictor.metric.steps=0); set predictor.metric.steps (e.g. 2000) or {setting}=0"
+                )
+
+
+def _metric_weights(stage: Stage) -> list[tuple[str, float]]:
+    """(setting, weight) of the metric term for a planning stage as composed, and for each benchmark variant as the
+    benchmark builds it (worldmodel.eval.benchmark.variant_config)."""
+    from worldmodel.eval.benchmark import BENCHMARK_KEYS, variant_config
+
+    composed = stage.composed() or {}
+
+    def weight(cfg: dict[str, Any]) -> float:
+        return float(((cfg.get("objective") or {}).get("metric") or {}).get("weight") or 0.0)
+
+    out = [(f"{stage.name}.objective.metric.weight", weight(composed))]
+    base = {k: v for k, v in composed.items() if k not in BENCHMARK_KEYS}
+    for vname, over in (composed.get("variants") or {}).items():
+        if over is not None:
+            vcfg = variant_config(base, str(vname), over, CONFIGS)
+            out.append((f"{stage.name}.variants.{vname}.objective.metric.weight", weight(vcfg)))
+    return out
 
 
 def log_stage_warnings(name: str, folder: Path) -> list[str]:
