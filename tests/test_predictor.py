@@ -12,11 +12,15 @@ D, A, P, N = 8, 3, 4, 3  # latent dim, action dim, proprio dim, latent tokens pe
 
 
 
-def small(proprio_dim: int = P, num_tokens: int = N) -> ActionConditionedPredictor:
-    """A tiny predictor in eval mode for fast tests."""
+def small(proprio_dim: int = P, num_tokens: int = N, residual: bool = False) -> ActionConditionedPredictor:
+    """A tiny predictor in eval mode for fast tests (a residual one gets a non-zero latent head, as if trained)."""
     torch.manual_seed(0)
-    return ActionConditionedPredictor(D, A, num_tokens=num_tokens, proprio_dim=proprio_dim, width=32, depth=2,
-                                      heads=4, mlp_ratio=2.0, max_frames=10).eval()
+    model = ActionConditionedPredictor(D, A, num_tokens=num_tokens, proprio_dim=proprio_dim, width=32, depth=2,
+                                       heads=4, mlp_ratio=2.0, max_frames=10, residual=residual).eval()
+    if residual:
+        for param in model.latent_out.parameters():
+            torch.nn.init.normal_(param, std=0.1)
+    return model
 
 
 def inputs(b: int, t: int, proprio: bool = True) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor | None]:
@@ -81,10 +85,12 @@ def test_batch_independence_and_flattened_samples() -> None:
     torch.testing.assert_close(lat[1, 2], one[0], atol=1e-5, rtol=1e-5)
 
 
+@pytest.mark.parametrize("residual", [False, True])
 @pytest.mark.parametrize("proprio_dim,num_tokens,t0", [(0, 1, 1), (P, N, 1), (P, N, 3), (0, N, 4)])
-def test_cached_matches_uncached(proprio_dim: int, num_tokens: int, t0: int) -> None:
-    """KV-cached rollout equals re-running the whole prefix every step, for single and sampled actions."""
-    model = small(proprio_dim, num_tokens)
+def test_cached_matches_uncached(proprio_dim: int, num_tokens: int, t0: int, residual: bool) -> None:
+    """KV-cached rollout equals re-running the whole prefix every step, for single and sampled actions, absolute
+    and residual predictors alike."""
+    model = small(proprio_dim, num_tokens, residual)
     z = torch.randn(2, t0, num_tokens, D)
     p = torch.randn(2, t0, proprio_dim) if proprio_dim else None
     ah = torch.randn(2, t0 - 1, A)
@@ -157,6 +163,30 @@ def test_gradients_flow() -> None:
     roll, _ = model.rollout(z[:, :2], acts, p[:, :2] if p is not None else None, a[:, :1])
     roll.sum().backward()
     assert acts.grad is not None and bool((acts.grad.abs() > 0).all())
+
+
+def test_residual_predicts_a_change_of_the_current_latent() -> None:
+    """A residual predictor adds its head's output to the input frame's latents: untrained it copies the last
+    frame through a whole rollout (teacher forcing too); its first rollout step matches teacher forcing once
+    trained; an absolute predictor with the same weights differs by exactly the input latents."""
+    untrained = ActionConditionedPredictor(D, A, num_tokens=N, proprio_dim=P, width=32, depth=2, heads=4,
+                                           residual=True).eval()
+    z, a, p = inputs(2, 3)
+    with torch.no_grad():
+        lat, _ = untrained.rollout(z, torch.randn(2, 4, 5, A), p, a[:, :2])
+        tf_lat, _ = untrained(z, a, p)
+    assert torch.equal(lat, z[:, -1:, None].expand(2, 4, 5, N, D))
+    assert torch.equal(tf_lat, z)
+    model = small(residual=True)
+    absolute = small()
+    absolute.load_state_dict(model.state_dict())
+    with torch.no_grad():
+        roll, _ = model.rollout(z, a[:, 2:], p, a[:, :2])
+        tf_res, _ = model(z, a, p)
+        tf_abs, _ = absolute(z, a, p)
+    torch.testing.assert_close(roll[:, 0], tf_res[:, -1], atol=1e-5, rtol=1e-5)
+    torch.testing.assert_close(tf_res - tf_abs, z, atol=1e-5, rtol=1e-5)
+    assert PredictorConfig(**{k: v for k, v in vars(model.config).items() if k != "residual"}).residual is False
 
 
 def test_from_config() -> None:

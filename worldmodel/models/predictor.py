@@ -40,6 +40,9 @@ class PredictorConfig:
         max_frames: longest frame sequence (context + imagined) the time embedding supports.
         num_cameras: C, camera groups the N tokens of a frame split into (N/C each, camera-major); C > 1 adds a
             learned per-camera embedding (C = 1 has none: single-camera predictors are unchanged).
+        residual: predict each next latent as the current one plus a learned change (the latent head starts at
+            zero, so an untrained predictor copies the last frame) instead of reconstructing it through the
+            W-wide transformer; False (absolute, V-JEPA 2-AC's and DINO-WM's form) for checkpoints without it.
     """
 
     latent_dim: int = 64
@@ -52,6 +55,7 @@ class PredictorConfig:
     mlp_ratio: float = 4.0
     max_frames: int = 16
     num_cameras: int = 1
+    residual: bool = False
 
 
 class _Block(nn.Module):
@@ -99,6 +103,7 @@ class ActionConditionedPredictor(nn.Module):
         mlp_ratio: float = 4.0,
         max_frames: int = 16,
         num_cameras: int = 1,
+        residual: bool = False,
     ) -> None:
         """Build token projections, type/time/spatial (and camera) embeddings, blocks and output heads."""
         super().__init__()
@@ -107,7 +112,8 @@ class ActionConditionedPredictor(nn.Module):
         if num_cameras < 1 or num_tokens % num_cameras != 0:
             raise ValueError(f"num_tokens={num_tokens} must split into num_cameras={num_cameras} equal groups")
         self.config = PredictorConfig(latent_dim, action_dim, num_tokens, proprio_dim, width, depth, heads,
-                                      mlp_ratio, max_frames, num_cameras)
+                                      mlp_ratio, max_frames, num_cameras, residual)
+        self.residual = residual
         self.num_cameras = num_cameras
         self.latent_dim, self.action_dim, self.num_tokens = latent_dim, action_dim, num_tokens
         self.proprio_dim, self.max_frames = proprio_dim, max_frames
@@ -126,6 +132,9 @@ class ActionConditionedPredictor(nn.Module):
         self.blocks = nn.ModuleList(_Block(width, heads, mlp_ratio) for _ in range(depth))
         self.norm = nn.LayerNorm(width)
         self.latent_out = nn.Linear(width, latent_dim)
+        if residual:  # the change starts at zero: an untrained residual predictor copies the last frame
+            nn.init.zeros_(self.latent_out.weight)
+            nn.init.zeros_(self.latent_out.bias)
         self.proprio_out = nn.Linear(width, proprio_dim) if proprio_dim > 0 else None
 
     @classmethod
@@ -160,11 +169,14 @@ class ActionConditionedPredictor(nn.Module):
         fid = torch.arange(frames * self.tokens_per_frame, device=device) // self.tokens_per_frame  # (L,)
         return fid[:, None] >= fid[None, :]
 
-    def _heads(self, x: Tensor, frames: int) -> tuple[Tensor, Tensor | None]:
-        """Map final hidden states (B, T*M, W) to next-frame latents (B, T, N, D) and proprio (B, T, P)."""
+    def _heads(self, x: Tensor, frames: int, current: Tensor) -> tuple[Tensor, Tensor | None]:
+        """Map final hidden states (B, T*M, W) to next-frame latents (B, T, N, D) and proprio (B, T, P);
+        ``current`` (B, T, N, D) are the input frames' latents (the base a residual predictor adds its change to)."""
         b = x.shape[0]
         x = self.norm(x).view(b, frames, self.tokens_per_frame, -1)  # (B, T, M, W)
         lat = self.latent_out(x[:, :, -self.num_tokens :])  # (B, T, N, D)
+        if self.residual:
+            lat = current + lat
         prop = self.proprio_out(x[:, :, 1]) if self.proprio_out is not None else None  # (B, T, P)
         return lat, prop
 
@@ -184,7 +196,7 @@ class ActionConditionedPredictor(nn.Module):
         t = latents.shape[1]
         x = self._embed(latents, actions, proprio, 0)  # (B, T*M, W)
         x, _ = self._run(x, self._block_causal_mask(t, x.device), None)
-        return self._heads(x, t)
+        return self._heads(x, t, latents)
 
     # ---- autoregressive rollout ---------------------------------------------------------------------------
     def rollout(
@@ -258,7 +270,7 @@ class ActionConditionedPredictor(nn.Module):
         for step in range(actions.shape[1]):
             x = self._embed(lat, actions[:, step : step + 1], prop, t_first + step)  # (C, M, W)
             x, cache = self._run(x, None, cache)
-            lat, prop = self._heads(x, 1)  # (C, 1, N, D), (C, 1, P)
+            lat, prop = self._heads(x, 1, lat)  # (C, 1, N, D), (C, 1, P)
             out_lat.append(lat)
             out_prop.append(prop)
         return _stack_outputs(out_lat, out_prop)
@@ -280,7 +292,7 @@ class ActionConditionedPredictor(nn.Module):
             frames = lats.shape[1]
             x = self._embed(lats, acts, props, 0)  # (C, T*M, W)
             x, _ = self._run(x, self._block_causal_mask(frames, x.device), None)
-            lat, prop = self._heads(x[:, -self.tokens_per_frame :], 1)
+            lat, prop = self._heads(x[:, -self.tokens_per_frame :], 1, lats[:, -1:])
             out_lat.append(lat)
             out_prop.append(prop)
         return _stack_outputs(out_lat, out_prop)

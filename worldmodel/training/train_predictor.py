@@ -69,7 +69,7 @@ from worldmodel.world_model import WorldModel
 
 CKPT_KIND = "worldmodel.train_predictor/v1"
 RESUME_KEYS = ["data", "encoder", "pool", "model", "predictor", "loss"]
-PREDICTOR_SIZE_KEYS = ("width", "depth", "heads", "mlp_ratio", "max_frames")
+PREDICTOR_SIZE_KEYS = ("width", "depth", "heads", "mlp_ratio", "max_frames", "residual")
 PREDICTOR_HINTS = (
     "a lower train.lr or a longer train.warmup",
     "train.grad_clip > 0 (e.g. 1.0)",
