@@ -72,6 +72,22 @@ def test_stage_key_refuses_overrides_that_do_not_compose() -> None:
         _ = Stage("evaluate", "evaluate.py", ["planner=nosuch"], ["summary.json"]).key
 
 
+def test_a_field_of_a_stage_group_option_passes_to_the_stage() -> None:
+    """A field of a group option in a stage subtree (the recipe's ``predictor.residual``, a user's
+    ``++predictor={predictor.residual:false}``) passes the schema check and reaches the stage's command; a misspelt
+    one is refused when the stage's key is taken."""
+    from worldmodel.config.pipeline import check_stage_overrides
+
+    for override, value in ((), "true"), (("++predictor={predictor.residual:false}",), "false"):
+        cfg = _pipeline_cfg(*override)
+        check_stage_overrides("predictor", cfg["predictor"])
+        args = _stage_args(cfg, "tworoom")
+        assert f"predictor.residual={value}" in args["predictor_world_model"]
+        assert f"predictor.residual={value}" in args["predictor_random_init"]
+    with pytest.raises(ValueError, match=r"train_predictor\.py: its overrides do not compose.*residul"):
+        _ = Stage("p", "train_predictor.py", ["predictor=cpu", "predictor.residul=true"], ["world_model.pt"]).key
+
+
 def test_flatten_overrides() -> None:
     assert flatten_overrides({"train": {"steps": 5, "on": True}, "encoder": "tiny", "m": [1, 2], "x": None}) == [
         "train.steps=5", "train.on=true", "encoder=tiny", "m=[1,2]", "x=null"]
