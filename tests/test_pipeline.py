@@ -75,7 +75,7 @@ def test_stage_key_refuses_overrides_that_do_not_compose() -> None:
 def test_a_field_of_a_stage_group_option_passes_to_the_stage() -> None:
     """A field of a group option in a stage subtree (the recipe's ``predictor.residual``, a user's
     ``++predictor={predictor.residual:false}``) passes the schema check and reaches the stage's command; a misspelt
-    one is refused when the stage's key is taken."""
+    one, or one of the wrong type, is refused when the stage's key is taken."""
     from worldmodel.config.pipeline import check_stage_overrides
 
     for override, value in ((), "true"), (("++predictor={predictor.residual:false}",), "false"):
@@ -86,6 +86,8 @@ def test_a_field_of_a_stage_group_option_passes_to_the_stage() -> None:
         assert f"predictor.residual={value}" in args["predictor_random_init"]
     with pytest.raises(ValueError, match=r"train_predictor\.py: its overrides do not compose.*residul"):
         _ = Stage("p", "train_predictor.py", ["predictor=cpu", "predictor.residul=true"], ["world_model.pt"]).key
+    with pytest.raises(ValueError, match=r"predictor\.residual=maybe \(Value 'maybe' is not a valid bool"):
+        _ = Stage("p", "train_predictor.py", ["predictor=cpu", "predictor.residual=maybe"], ["world_model.pt"]).key
 
 
 def test_flatten_overrides() -> None:

@@ -282,3 +282,27 @@ def test_evaluate_refuses_a_too_long_horizon_before_writing_anything(untrained: 
     assert len(lines) == 1 and lines[0].startswith("error: world model 'ok': planner.horizon=4"), res.stderr
     assert "agent.allow_long_horizon=true" in lines[0]
     assert sorted(p.name for p in out.iterdir()) == ["hydra"]
+
+
+@pytest.mark.parametrize(
+    ("override", "says"),
+    [("predictor.residual=maybe", "predictor.residual='maybe' must be true or false"),
+     ("predictor.width=wide", "predictor.width='wide' must be an integer")],
+)
+def test_a_wrong_predictor_size_type_is_refused_before_anything_is_written(
+    override: str, says: str, tmp_path: Path
+) -> None:
+    """The predictor group is typed (predictor_schema): a wrong value exits 2 naming the key, before the data, the
+    encoder or the output folder is touched (untyped, ``residual=maybe`` was truthy and built a residual predictor)."""
+    import subprocess
+    import sys
+
+    root = Path(__file__).resolve().parents[1]
+    out = tmp_path / "pred"
+    res = subprocess.run(
+        [sys.executable, str(root / "scripts" / "train_predictor.py"), override, "data.path=missing.h5",
+         "encoder.path=missing.pt", f"out_dir={out}"],
+        cwd=root, capture_output=True, text=True, timeout=120,
+    )
+    assert res.returncode == 2, res.stderr[-2000:]
+    assert says in res.stderr and not out.exists()

@@ -46,5 +46,6 @@ def compose_stage_config(script: str, overrides: list[str], config_dir: Path) ->
         with _own_global_hydra(), initialize_config_dir(config_dir=str(config_dir.resolve()), version_base="1.3"):
             cfg = compose(config_name=name, overrides=list(overrides))
     except Exception as exc:  # Hydra's override, missing-option and validation errors have no common base
-        raise ValueError(f"{script}: its overrides do not compose: {exc}") from None
+        cause = f" ({exc.__cause__})".replace("\n", " ") if exc.__cause__ is not None else ""
+        raise ValueError(f"{script}: its overrides do not compose: {exc}{cause}") from None
     return OmegaConf.to_container(cfg, resolve=False)  # type: ignore[return-value]

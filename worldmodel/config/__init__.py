@@ -105,14 +105,17 @@ def schema_node(schema: type) -> Any:
 
 
 def register_configs() -> None:
-    """Store every schema in Hydra's ConfigStore (stages at the top level, planners in the ``planner`` group)."""
+    """Store every schema in Hydra's ConfigStore (stages at the top level, group options' in their group)."""
     from hydra.core.config_store import ConfigStore
+
+    from worldmodel.config.train import PredictorSizesConfig
 
     store = ConfigStore.instance()
     for name, schema in _stage_schemas().items():
         store.store(name=name, node=schema_node(schema))
     for option, schema in PLANNER_OPTIONS.items():
         store.store(group="planner", name=f"{option}_schema", node=schema)
+    store.store(group="predictor", name="predictor_schema", node=PredictorSizesConfig)
 
 
 register_configs()

@@ -164,6 +164,26 @@ class LatentMetricConfig:
 
 
 @dataclass
+class PredictorSizesConfig:
+    """Schema of the ``predictor`` group (configs/predictor/*.yaml list ``predictor_schema`` first): every field typed,
+    so a wrong value (``predictor.residual=maybe``, ``predictor.width=wide``) is refused when the config composes, and
+    by the pipeline before any stage runs. The values live in the group's yamls (cpu | default), not here; what each
+    means: worldmodel.models.predictor.PredictorConfig. The four dims are overridden from the data and the encoder."""
+
+    _target_: str = "worldmodel.models.predictor.ActionConditionedPredictor"
+    latent_dim: int = MISSING
+    action_dim: int = MISSING
+    num_tokens: int = MISSING
+    proprio_dim: int = MISSING
+    width: int = MISSING
+    depth: int = MISSING
+    heads: int = MISSING
+    mlp_ratio: float = MISSING
+    residual: bool = MISSING
+    max_frames: int = MISSING
+
+
+@dataclass
 class TrainPredictorConfig:
     """Predictor training on a frozen encoder (``scripts/train_predictor.py``); exports world_model.pt."""
 
