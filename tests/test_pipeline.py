@@ -84,6 +84,9 @@ def test_a_field_of_a_stage_group_option_passes_to_the_stage() -> None:
         args = _stage_args(cfg, "tworoom")
         assert f"predictor.residual={value}" in args["predictor_world_model"]
         assert f"predictor.residual={value}" in args["predictor_random_init"]
+    for env, value in ("reacher", True), ("push", False):  # Reacher's preset takes the recipe's; Push's pins it off
+        args = _stage_args(_pipeline_cfg(f"env={env}"), env)["predictor_world_model"]
+        assert [a for a in args if "residual" in a] == [f"predictor.residual={str(value).lower()}"], (env, args)
     with pytest.raises(ValueError, match=r"train_predictor\.py: its overrides do not compose.*residul"):
         _ = Stage("p", "train_predictor.py", ["predictor=cpu", "predictor.residul=true"], ["world_model.pt"]).key
     with pytest.raises(ValueError, match=r"predictor\.residual=maybe \(Value 'maybe' is not a valid bool"):
