@@ -200,3 +200,15 @@ def test_stage_schemas_cover_their_composed_configs(name: str, module: str, sche
             check_stage_overrides(stage, composed[stage])
         with pytest.raises(ValueError, match=r"'evaluate\.agent\.proprio_wieght' in the pipeline's evaluate overrides"):
             check_stage_overrides("evaluate", {"agent": {"proprio_wieght": 1}})
+
+
+def test_the_predictor_groups_schema_lists_every_field_training_reads() -> None:
+    """predictor_schema types exactly the dims and the size keys train_predictor reads: a size field added to one
+    and not the other would be refused at composition or silently untyped."""
+    from dataclasses import fields
+
+    from worldmodel.config.train import PredictorSizesConfig
+    from worldmodel.training.train_predictor import PREDICTOR_SIZE_KEYS
+
+    dims = {"latent_dim", "action_dim", "num_tokens", "proprio_dim"}
+    assert {f.name for f in fields(PredictorSizesConfig)} == {"_target_", *dims, *PREDICTOR_SIZE_KEYS}

@@ -105,7 +105,7 @@ def schema_node(schema: type) -> Any:
 
 
 def register_configs() -> None:
-    """Store every schema in Hydra's ConfigStore (stages at the top level, group options' in their group)."""
+    """Store every schema in Hydra's ConfigStore (stages at the top level, group options' schemas in their group)."""
     from hydra.core.config_store import ConfigStore
 
     from worldmodel.config.train import PredictorSizesConfig
