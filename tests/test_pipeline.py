@@ -253,14 +253,15 @@ def test_failing_stage_is_reported_with_its_log(tmp_path: Path) -> None:
 @pytest.mark.parametrize(
     "bad", ["++evaluate.objective.proprio.readout=knnn", "++evaluate.agent.subgoals.lookahed=3",
             "++evaluate.agent.proprio_weight=2", "++predictor.model.latent_norm=pca",
-            "++evaluate.objective.latent.space=raw"]
+            "++evaluate.objective.latent.space=raw", "predictor.predictor.residual=true"]
 )
 def test_bad_agent_setting_is_refused_before_any_stage(tmp_path: Path, bad: str) -> None:
     root = tmp_path / "root"
     res = run_pipeline(root, bad)
     assert res.returncode == 2
     named = {"readout=knnn": "knnn", "lookahed": "lookahed", "proprio_weight": "objective.proprio.weight",
-             "latent_norm=pca": "model.latent_norm must be one of", "space=raw": "objective.latent.space must be"}
+             "latent_norm=pca": "model.latent_norm must be one of", "space=raw": "objective.latent.space must be",
+             "predictor.residual=true": "'++predictor={predictor.residual:true}'"}
     assert next(v for k, v in named.items() if k in bad) in res.stderr, res.stderr
     stages = [p.name for p in root.iterdir() if p.name != "hydra"] if root.exists() else []
     assert stages == []  # nothing collected or trained for a run that could not finish

@@ -42,10 +42,15 @@ def test_rendered_latents_are_the_encoded_frames_of_the_simulated_states() -> No
     end = sim(states[1:2], actions[1, 2:3].double().numpy())[0, -1]  # (Ds,)
     frame = torch.from_numpy(base.render_state(end)).permute(2, 0, 1)[None]  # (1, 3, H, W)
     torch.testing.assert_close(out.latents[1, 2, -1], encode(frame)[0])
-    # frameskip holds each planner action: 2 planner steps at frameskip 2 reach the state of 4 env steps
-    held = RenderedDynamics(sim, states, base.render_state, encode, frameskip=2)(actions[:, :, :2])
-    four = sim(states, np.repeat(actions[:, :, :2].double().numpy(), 2, axis=2).reshape(6, 4, 2)[[0, 3]])
-    np.testing.assert_allclose(held.states[:, 0, -1], four[:, -1])
+    # at frameskip 2 a planner action is 2 env actions concatenated (as the world model is trained and the agent
+    # executes): 2 planner steps reach the state of the 4 distinct env actions, in order
+    macro = actions.reshape(2, 3, 2, 4)  # (B, S, H=2, 2*A)
+    skipped = RenderedDynamics(sim, states, base.render_state, encode, frameskip=2)(macro)
+    four = sim(states, actions[:, 0].double().numpy())  # (B, 4, Ds): sample 0's four env actions
+    np.testing.assert_allclose(skipped.states[:, 0, -1], four[:, -1])
+    np.testing.assert_allclose(skipped.states[:, 0, 0], four[:, 1])
+    with pytest.raises(ValueError, match="not 2 env actions"):
+        RenderedDynamics(sim, states, base.render_state, encode, frameskip=2)(actions[..., :1])
     env.close()
 
 

@@ -88,7 +88,9 @@ class RenderedDynamics:
         render: one env state (Ds,) -> (H_img, W_img, 3) uint8 frame, as the env observes it.
         encode: (M, 3, H_img, W_img) uint8 frames -> (M, N, D) latents in the world model's space (all M frames in
             one call: ``WorldModel.encode`` batches them itself).
-        frameskip: env steps per planner step (each planner action is held this long).
+        frameskip: env steps per planner step. A world model at frameskip k plans macro actions of k * A_env dims,
+            the k env actions between two kept frames concatenated (``worldmodel/data/clips.py``); they are
+            unpacked into k env steps, as the agent unpacks the plan it executes.
         steps: "last" renders the final step only (the objective reads nothing else); "all" renders every step.
     """
 
@@ -107,9 +109,12 @@ class RenderedDynamics:
         self.frameskip, self.steps = int(frameskip), steps
 
     def __call__(self, actions: Tensor) -> Rollout:
-        """(B, S, H, A) actions -> encoded latents (B, S, H', N, D), H' = 1 ("last") or H, and states (B, S, H, Ds)."""
-        held = actions.repeat_interleave(self.frameskip, dim=2)  # (B, S, H*fs, A): each action held fs env steps
-        traj = self.physics(held).states[:, :, self.frameskip - 1 :: self.frameskip]  # (B, S, H, Ds)
+        """(B, S, H, fs*A) actions -> encoded latents (B, S, H', N, D), H' = 1 ("last") or H; states (B, S, H, Ds)."""
+        b, s, h, a = actions.shape
+        if a % self.frameskip:
+            raise ValueError(f"a planner action of {a} dims is not {self.frameskip} env actions (frameskip)")
+        env_actions = actions.reshape(b, s, h * self.frameskip, a // self.frameskip)  # (B, S, H*fs, A_env)
+        traj = self.physics(env_actions).states[:, :, self.frameskip - 1 :: self.frameskip]  # (B, S, H, Ds)
         seen = traj[:, :, -1:] if self.steps == "last" else traj  # (B, S, H', Ds)
         # One renderer draws one frame at a time: this loop is MuJoCo's, not the planner's (a diagnostic path).
         frames = np.stack([self.render(x) for x in seen.reshape(-1, seen.shape[-1])])  # (M, H_img, W_img, 3)
