@@ -31,6 +31,7 @@ STAGES: dict[str, str] = {
     "probe": "scripts.probe_encoder",
     "train-predictor": "scripts.train_predictor",
     "rollout-error": "scripts.rollout_error",
+    "cost-fidelity": "scripts.cost_fidelity",
     "evaluate": "scripts.evaluate",
     "merge-eval": "scripts.merge_eval",
     "benchmark": "scripts.benchmark",

@@ -57,6 +57,8 @@ def configure_logging(verbosity: int = 0, compact_console: bool = False) -> None
     kept; otherwise one stderr handler is added. ``compact_console`` gives console handlers ``HH:MM:SS message``.
     """
     root = logging.getLogger()
+    # PyOpenGL announces at INFO that its optional C accelerator is absent, on every rendering import: noise
+    logging.getLogger("OpenGL.acceleratesupport").setLevel(logging.WARNING)
     if not root.handlers:
         handler = logging.StreamHandler(sys.stderr)
         handler.setFormatter(_PlainFormatter("%(message)s"))
