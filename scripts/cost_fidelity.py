@@ -47,7 +47,9 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     p.add_argument("--data", default=None, help="trajectory file (default: the one the first model was trained on)")
     p.add_argument("--episodes", type=positive_int, default=48, help="held-out protocol starts")
     p.add_argument("--samples", type=positive_int, default=64, help="candidate plans per start (>= 8)")
-    p.add_argument("--offset", type=positive_int, default=25, help="env steps from start to goal image")
+    p.add_argument("--offset", type=positive_int, default=25,
+                   help="env steps from start to goal image, scored as one plan: the plan's reach (planner.horizon x "
+                   "frameskip; 25 = Push's preset, 5 x 5)")
     p.add_argument("--seed", type=non_negative_int, default=0, help="episode and candidate seed")
     p.add_argument("--random-fraction", type=fraction, default=0.25, help="share of uniform random candidates")
     p.add_argument("--num-envs", type=positive_int, default=8)

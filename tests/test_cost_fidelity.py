@@ -97,8 +97,11 @@ def test_dataset_actions_replay_to_the_goal_and_a_perfect_predictor_matches_the_
     assert out["demo_replay_success"] == 1.0
     assert out["spearman_predicted_vs_rendered"]["mean"] == pytest.approx(1.0)
     assert out["pick_predicted"] == out["pick_rendered"]
-    with pytest.raises(ValueError, match="frameskip"):
-        wm.frameskip = 4
+    wm.frameskip = 4
+    with pytest.raises(ValueError, match="not a whole number of planner steps"):
+        cf.cost_fidelity(wm, files["data"], ENV, {"image_size": 32}, cfg)
+    wm.frameskip, wm.meta["trained_horizon"] = 1, 3
+    with pytest.raises(ValueError, match="trained at most 3 steps ahead; lower the offset to <= 3"):
         cf.cost_fidelity(wm, files["data"], ENV, {"image_size": 32}, cfg)
 
 

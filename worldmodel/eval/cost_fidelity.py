@@ -36,6 +36,7 @@ from torch import Tensor
 
 from worldmodel.eval.episodes import EnvBatch, EpisodeSpec, dataset_episode_specs
 from worldmodel.planning.dynamics import LatentDynamics, RenderedDynamics, SimulatorDynamics
+from worldmodel.planning.horizon import trained_horizon
 from worldmodel.planning.objective import LatentDistance, Objective, Target, TaskDistance, cost_function
 
 PAIRS = (("predicted", "task"), ("rendered", "task"), ("predicted", "rendered"))
@@ -49,7 +50,8 @@ class FidelityConfig:
     episodes: int = 48
     """protocol starts (held-out dataset frames), each with its goal image ``offset`` env steps later"""
     offset: int = 25
-    """env steps from start to goal; a multiple of the world model's frameskip (the plan spans it exactly)"""
+    """env steps from start to goal, scored as one plan: set it to the plan's reach (planner.horizon x frameskip;
+    Push's preset: 5 x 5), within the predictor's trained horizon"""
     samples: int = 64
     """candidate action sequences per start"""
     noise: tuple[float, ...] = (0.1, 0.3, 1.0)
@@ -185,6 +187,13 @@ def cost_fidelity(wm: Any, data_path: str, env_id: str, env_kwargs: dict[str, An
     fs = int(wm.frameskip)
     if cfg.offset % fs:
         raise ValueError(f"offset={cfg.offset} env steps is not a whole number of planner steps (frameskip {fs})")
+    trained = trained_horizon(getattr(wm, "meta", None))
+    if trained is not None and cfg.offset // fs > trained:
+        raise ValueError(
+            f"offset={cfg.offset} env steps is {cfg.offset // fs} predictor steps at frameskip {fs}, but this world "
+            f"model was trained at most {trained} steps ahead; lower the offset to <= {trained * fs} (score the "
+            "plan's reach, planner.horizon x frameskip)"
+        )
     specs = dataset_episode_specs(data_path, cfg.episodes, cfg.offset, cfg.seed, cfg.split)
     demo = demo_actions(data_path, specs, cfg.offset).astype(np.float32)  # (E, T, A)
     rng = np.random.default_rng([int(cfg.seed), 31337])
