@@ -61,6 +61,10 @@ CASES: dict[str, list[Case]] = {
         Case(("episdoes=3", "out={existing}"), "unknown config key 'episdoes' (did you mean 'episodes'?)"),
         Case(("episodes=abc", "workers=1", "out={out}/c.h5"), "episodes='abc' must be an integer"),
     ],
+    "cost_fidelity": [
+        Case(("--world-model", "wm={garbage}", "--out", "{out}/cf"), "garbage.h5: unreadable or not a weights-only"),
+        Case(("--world-model", "wm={garbage}", "--samples", "4", "--out", "{out}/cf"), "at least 8 candidates"),
+    ],
     "evaluate": [
         Case(("planer=cem", "out_dir={out}/ev"), "unknown config key 'planer' (did you mean 'planner'?)"),
         Case(("++world_models.wm={garbage}", "out_dir={out}/ev"), "garbage.h5: unreadable or not a weights-only"),
