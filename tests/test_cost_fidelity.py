@@ -119,11 +119,9 @@ def test_script_writes_the_table_and_refuses_bad_input(files: dict[str, str], tm
     assert report["env_id"] == ENV and report["results"]["tiny"]["starts"] == 2
     assert "| tiny |" in (out / "cost_fidelity.md").read_text()
     before = (out / "cost_fidelity.json").read_text()
-    for bad, words in (
+    for bad, words in (  # (a garbage checkpoint and too few samples: tests/test_cli_errors.py)
         (["--world-model", "nope.pt"], "NAME=PATH"),
         (["--world-model", f"a={tmp_path / 'missing.pt'}"], "missing.pt"),
-        (["--world-model", f"a={files['world_model']}", "--samples", "4"], "at least 8"),
-        (["--world-model", f"a={files['world_model']}", "--offset", "0"], "--offset"),
     ):
         res = _script(*bad, "--out", str(out))
         assert res.returncode == 2, (bad, res.stderr)

@@ -237,11 +237,14 @@ def test_pipeline_end_to_end_reuse_and_invalidation(tmp_path: Path) -> None:
                             "benchmark.eval.num_envs=2", "benchmark.planner.num_samples=8",
                             "benchmark.planner.iterations=2")
     assert protocol.returncode == 0, protocol.stderr[-3000:]
-    assert protocol.stdout.count("reusing") == 8  # only the protocol stage is new
+    assert protocol.stdout.count("reusing") == 8  # only the protocol's stages (cost fidelity, benchmark) are new
     bench = json.loads((next(tmp_path.glob("benchmark-*")) / "benchmark.json").read_text())
     assert {"world_model", "random_init"} <= set(json.dumps(bench).split('"')), bench.keys()
     report = (tmp_path / "report.md").read_text()
     assert "## The field's protocol" in report and "| world_model |" in report.split("## The field's protocol")[1]
+    fidelity = json.loads((next(tmp_path.glob("cost_fidelity-*")) / "cost_fidelity.json").read_text())
+    assert fidelity["results"]["world_model"]["starts"] == 2 and fidelity["results"]["random_init"]["candidates"] == 8
+    assert "## Cost fidelity" in report and "| random_init |" in report.split("## Cost fidelity")[1]
 
 
 def test_failing_stage_is_reported_with_its_log(tmp_path: Path) -> None:

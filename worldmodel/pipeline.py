@@ -308,6 +308,8 @@ def build_stages(cfg: dict[str, Any]) -> dict[str, Stage]:
         )
     if cfg.get("diagnostics", True):
         stages.update(_diagnostic_stages(stages, list(encoders)))
+        if cfg.get("protocol"):
+            stages["cost_fidelity"] = _fidelity_stage(cfg, list(encoders), stages)
     stages["evaluate"] = _evaluate_stage(cfg, list(encoders), env_kw, stages)
     if cfg.get("protocol"):
         stages["benchmark"] = _benchmark_stage(cfg, list(encoders), env_kw, stages)
@@ -350,6 +352,39 @@ def _diagnostic_stages(stages: dict[str, Stage], encoders: list[str]) -> dict[st
             upstream=[stages[f"predictor_{name}"]],
         )
     return out
+
+
+def plan_reach(cfg: dict[str, Any]) -> int:
+    """Env steps one plan of the protocol stage spans: its planner.horizon x the predictors' data.frameskip."""
+    from dataclasses import asdict
+
+    from worldmodel.config.train import PredictorDataConfig
+
+    planner = {**(cfg.get("planner") or {}), **((cfg.get("benchmark") or {}).get("planner") or {})}
+    data = {**asdict(PredictorDataConfig()), **((cfg.get("predictor") or {}).get("data") or {})}
+    return int(planner.get("horizon", 5)) * int(data["frameskip"])
+
+
+def _fidelity_stage(cfg: dict[str, Any], encoders: list[str], stages: dict[str, Stage]) -> Stage:
+    """Cost fidelity (scripts/cost_fidelity.py) of every world model from the protocol's held-out starts, one plan's
+    reach ahead: does the imagined latent cost rank candidate plans as the encoded true frames and the task do? As
+    many starts as the protocol has episodes per seed, as many candidates as its planner samples per iteration."""
+    bench = cfg.get("benchmark") or {}
+    planner = {**(cfg.get("planner") or {}), **(bench.get("planner") or {})}
+    sizes = [
+        "--episodes", str(bench.get("episodes", 50)),
+        "--samples", str(planner.get("num_samples", 64)),
+        "--num-envs", str((bench.get("eval") or {}).get("num_envs", 8)),
+        "--offset", str(plan_reach(cfg)),
+    ]
+    world_models = [a for name in encoders for a in ("--world-model", f"{name}={{predictor_{name}}}/world_model.pt")]
+    return Stage(
+        "cost_fidelity",
+        "cost_fidelity.py",
+        [*world_models, "--data", "{collect}/data.h5", *sizes, "--out", "{stage_dir}"],
+        ["cost_fidelity.json", "cost_fidelity.md"],
+        upstream=[stages["collect"], *(stages[f"predictor_{n}"] for n in encoders)],
+    )
 
 
 def _evaluate_stage(

@@ -289,6 +289,20 @@ def _protocol_lines(folder: Path | None, root: Path) -> list[str]:
     return ["## The field's protocol (held-out dataset goals)", "", head, "", *body, ""]
 
 
+def _fidelity_lines(folder: Path | None, root: Path) -> list[str]:
+    """The cost-fidelity table (scripts/cost_fidelity.py), when the stage ran."""
+    table = folder / "cost_fidelity.md" if folder is not None else None
+    if table is None or not table.exists():
+        return []
+    head = ("The same candidate plans from held-out protocol starts, one plan's reach ahead, ranked by the task "
+            "distance through the true physics, by the latent cost of the encoded true frames (`rendered`) and by the "
+            "world model's imagined latent cost (`predicted`): Spearman over all candidates / the quarter nearest the "
+            "goal; spread ratio = how much the imagined cost varies with the plan against the rendered one "
+            f"(worldmodel/eval/cost_fidelity.py; `{_rel(folder, root)}`).")
+    return ["## Cost fidelity (what the planner's ranking of plans loses)", "", head, "",
+            *table.read_text().splitlines(), ""]
+
+
 def _preset_lines(cfg: dict[str, Any]) -> list[str]:
     """Which task preset and compute budget the main job composed (configs/preset, configs/budget)."""
     budget = cfg.get("budget_choice")
@@ -323,6 +337,7 @@ def write_report(
     lines += ["## Closed loop", "", *closed_loop_lines(summary, folders["evaluate"], root)]
     lines += paired_lines(folders["evaluate"], list(m))
     lines += _protocol_lines(folders.get("benchmark"), root)
+    lines += _fidelity_lines(folders.get("cost_fidelity"), root)
     if "probe" in folders and (folders["probe"] / "probe.json").exists():
         probe = json.loads((folders["probe"] / "probe.json").read_text())
         lines += ["## Representation (held-out episodes)", "", *_probe_section(probe), ""]
