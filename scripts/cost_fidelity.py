@@ -71,22 +71,6 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     return args
 
 
-def load_models(entries: list[str], device: str) -> dict[str, Any]:
-    """NAME=PATH entries -> loaded world models; a bad file is a ValueError naming the option and the fix."""
-    from worldmodel.checkpoint import CheckpointError
-    from worldmodel.world_model import WorldModel, WorldModelError
-
-    out = {}
-    for entry in entries:
-        name, _, path = entry.partition("=")
-        try:
-            out[name] = WorldModel.load(path, device)
-        except (CheckpointError, WorldModelError, FileNotFoundError, IsADirectoryError) as exc:
-            hint = "give a world_model.pt of scripts/train_predictor.py"
-            raise ValueError(f"--world-model {entry}: {exc} ({hint})") from None
-    return out
-
-
 def task_env(data: str) -> tuple[str, dict[str, Any]]:
     """The env id and settings the data file records; a ValueError when it has none this library can simulate."""
     import gymnasium
@@ -124,7 +108,9 @@ def main(argv: list[str] | None = None) -> None:
     torch.set_num_threads(max(1, min(torch.get_num_threads(), 4)))
     cfg = FidelityConfig(episodes=args.episodes, offset=args.offset, samples=args.samples, seed=args.seed,
                          random_fraction=args.random_fraction, num_envs=args.num_envs)
-    models = load_models(args.world_model, args.device)
+    from scripts.probe_encoder import load_world_models  # NAME=PATH -> loaded models, a bad file named
+
+    models = load_world_models(args.world_model, args.device)
     first = next(iter(models.values()))
     data = args.data or first.meta.get("data_path")
     if not data:
