@@ -5,10 +5,11 @@ python scripts/cost_fidelity.py --world-model wm=runs/push/predictor_world_model
     [--episodes 48] [--samples 64] [--offset 25] [--seed 0] [--out DIR]
 
 From held-out protocol starts (a dataset frame; goal image = the frame --offset env steps later), --samples
-candidate action sequences per start (the dataset's own, noisy copies, uniform random) are scored by the env's task
-distance through the true physics, by the latent goal cost of the simulated frames encoded (a perfect predictor),
-and by the world model's imagined latent goal cost. The table gives the rank correlation of each pair over the
-candidates and the success / task distance of the candidate each cost picks (worldmodel/eval/cost_fidelity.py).
+candidate action sequences per start (noisy copies of the dataset's own, and uniform random) are scored by the
+env's task distance through the true physics, by the latent goal cost of the simulated frames encoded (a perfect
+predictor), and by the world model's imagined latent goal cost. The table gives the rank correlation of each pair
+over the candidates, the spread ratio and the success / task distance of what each cost picks
+(worldmodel/eval/cost_fidelity.py).
 The env and its settings come from the data file; it must be one of the library's tasks (or the adapter) with a
 simulator. Writes cost_fidelity.json and cost_fidelity.md into --out (default: beside the first world model).
 """

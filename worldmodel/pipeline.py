@@ -318,13 +318,18 @@ def build_stages(cfg: dict[str, Any]) -> dict[str, Stage]:
     return stages
 
 
+def _world_model_args(encoders: list[str]) -> list[str]:
+    """``--world-model NAME={predictor_NAME}/world_model.pt`` for each predictor stage (argparse diagnostics)."""
+    return [a for name in encoders for a in ("--world-model", f"{name}={{predictor_{name}}}/world_model.pt")]
+
+
 def _diagnostic_stages(stages: dict[str, Stage], encoders: list[str]) -> dict[str, Stage]:
     """Representation probes of the pretrained encoder and of each world model's goal distances, and rollout error
     of each world model."""
     collect, pretrain = stages["collect"], stages["pretrain"]
     predictors = [stages[f"predictor_{name}"] for name in encoders]
     # the planner's goal distances of each world model (latent L1, and its learned metric when it has one)
-    world_models = [a for name in encoders for a in ("--world-model", f"{name}={{predictor_{name}}}/world_model.pt")]
+    world_models = _world_model_args(encoders)
     out: dict[str, Stage] = {}
     out["probe"] = Stage(
         "probe",
@@ -354,34 +359,28 @@ def _diagnostic_stages(stages: dict[str, Stage], encoders: list[str]) -> dict[st
     return out
 
 
-def plan_reach(cfg: dict[str, Any]) -> int:
-    """Env steps one plan of the protocol stage spans: its planner.horizon x the predictors' data.frameskip."""
+def _fidelity_stage(cfg: dict[str, Any], encoders: list[str], stages: dict[str, Stage]) -> Stage:
+    """Cost fidelity (scripts/cost_fidelity.py) of every world model from the protocol's held-out starts, one plan's
+    reach ahead (the protocol planner's horizon x the predictors' frameskip): does the imagined latent cost rank
+    candidate plans as the encoded true frames and the task do? As many starts as the protocol has episodes per
+    seed, as many candidates as its planner samples per iteration."""
     from dataclasses import asdict
 
     from worldmodel.config.train import PredictorDataConfig
 
-    planner = {**(cfg.get("planner") or {}), **((cfg.get("benchmark") or {}).get("planner") or {})}
-    data = {**asdict(PredictorDataConfig()), **((cfg.get("predictor") or {}).get("data") or {})}
-    return int(planner.get("horizon", 5)) * int(data["frameskip"])
-
-
-def _fidelity_stage(cfg: dict[str, Any], encoders: list[str], stages: dict[str, Stage]) -> Stage:
-    """Cost fidelity (scripts/cost_fidelity.py) of every world model from the protocol's held-out starts, one plan's
-    reach ahead: does the imagined latent cost rank candidate plans as the encoded true frames and the task do? As
-    many starts as the protocol has episodes per seed, as many candidates as its planner samples per iteration."""
     bench = cfg.get("benchmark") or {}
     planner = {**(cfg.get("planner") or {}), **(bench.get("planner") or {})}
+    data = {**asdict(PredictorDataConfig()), **((cfg.get("predictor") or {}).get("data") or {})}
     sizes = [
         "--episodes", str(bench.get("episodes", 50)),
         "--samples", str(planner.get("num_samples", 64)),
         "--num-envs", str((bench.get("eval") or {}).get("num_envs", 8)),
-        "--offset", str(plan_reach(cfg)),
+        "--offset", str(int(planner.get("horizon", 5)) * int(data["frameskip"])),
     ]
-    world_models = [a for name in encoders for a in ("--world-model", f"{name}={{predictor_{name}}}/world_model.pt")]
     return Stage(
         "cost_fidelity",
         "cost_fidelity.py",
-        [*world_models, "--data", "{collect}/data.h5", *sizes, "--out", "{stage_dir}"],
+        [*_world_model_args(encoders), "--data", "{collect}/data.h5", *sizes, "--out", "{stage_dir}"],
         ["cost_fidelity.json", "cost_fidelity.md"],
         upstream=[stages["collect"], *(stages[f"predictor_{n}"] for n in encoders)],
     )

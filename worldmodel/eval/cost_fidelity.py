@@ -225,7 +225,7 @@ def cost_fidelity(wm: Any, data_path: str, env_id: str, env_kwargs: dict[str, An
 
 
 def format_fidelity(results: dict[str, dict[str, Any]]) -> str:
-    """A markdown table, one row per world model (rank correlations: mean over starts ± 95% half-width)."""
+    """A markdown table, one row per world model: means over starts (their 95% half-widths are in the JSON)."""
     head = (
         "| world model | predicted vs task: all / near | rendered vs task: all / near | predicted vs rendered: "
         "all / near | spread ratio: all / near | elite task distance: predicted / rendered / task | picked by "
